@@ -1,0 +1,182 @@
+"""``session-bridge``: parse the command line, run a sub-command, map errors to exit codes.
+
+Exit codes: 0 normal stop, 2 usage error (argparse), 78 bad configuration
+(EX_CONFIG), 1 anything else. A user error never prints a traceback.
+
+``serve`` patches the standard library with eventlet before importing
+anything that opens sockets; the other sub-commands run without eventlet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import warnings
+
+from bridge import __version__
+from bridge.config import SETTINGS, ConfigError
+
+EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
+COMMANDS = ("serve", "inspect", "emit", "check-config")
+
+
+def _settings_parser() -> argparse.ArgumentParser:
+    """The options every sub-command shares: one per setting, all defaulting to None."""
+    parser = argparse.ArgumentParser(add_help=False)
+    group = parser.add_argument_group("settings (flag > BRIDGE_* environment > TOML file > "
+                                      "default)")
+    group.add_argument("--config", metavar="PATH",
+                       help="TOML file of settings (env BRIDGE_CONFIG)")
+    for s in SETTINGS:
+        shown = ",".join(s.default) if isinstance(s.default, tuple) else s.default
+        text = f"{s.help} (env {s.env}; default: {shown!r})"
+        if s.switch:
+            group.add_argument(s.option, dest=s.name, default=None, help=text,
+                               action=argparse.BooleanOptionalAction)
+        elif s.repeatable:
+            group.add_argument(s.option, dest=s.name, default=None, help=text,
+                               action="append", metavar=s.name.upper())
+        else:
+            group.add_argument(s.option, dest=s.name, default=None, help=text,
+                               metavar=s.name.upper())
+    return parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    shared = _settings_parser()
+    parser = argparse.ArgumentParser(
+        prog="session-bridge",
+        description="Socket.IO for an unchanged PHP app: sockets are admitted by the "
+                    "PHP session stored in Redis.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.add_parser("serve", parents=[shared], help="run the daemon (the default)")
+    inspect = sub.add_parser("inspect", parents=[shared],
+                             help="explain, as JSON, what the daemon sees for one session")
+    inspect.add_argument("session_id", metavar="SESSION_ID")
+    emit = sub.add_parser("emit", parents=[shared], help="publish one event as PHP would")
+    target = emit.add_mutually_exclusive_group()
+    target.add_argument("--user", metavar="ID", help="every socket of this user")
+    target.add_argument("--room", metavar="NAME", help="every socket in this room")
+    emit.add_argument("event", metavar="EVENT")
+    emit.add_argument("data", metavar="JSON", nargs="?", default="null",
+                      help="the event's data as JSON (default: null)")
+    sub.add_parser("check-config", parents=[shared],
+                   help="validate the configuration and print it")
+    return parser
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """``session-bridge [flags]`` means ``session-bridge serve [flags]``."""
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help", "--version")):
+        return ["serve", *argv]
+    return argv
+
+
+def _load_config(args: argparse.Namespace):
+    from bridge import config
+
+    flags = {s.name: getattr(args, s.name) for s in SETTINGS}
+    return config.load(flags, os.environ, args.config)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(_with_default_command(
+        sys.argv[1:] if argv is None else argv))
+    try:
+        cfg = _load_config(args)
+    except ConfigError as exc:
+        print(f"session-bridge: bad configuration: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    try:
+        return _run(args, cfg)
+    except KeyboardInterrupt:
+        return EX_FAIL
+    except _Failure as exc:
+        print(f"session-bridge: {exc}", file=sys.stderr)
+        return exc.code
+
+
+class _Failure(Exception):
+    def __init__(self, message: str, code: int = EX_FAIL):
+        super().__init__(message)
+        self.code = code
+
+
+def _run(args: argparse.Namespace, cfg) -> int:
+    from bridge import logs
+
+    logs.setup(cfg.log_level, cfg.log_format)
+    if args.command == "serve":
+        return _serve(cfg)
+    if args.command == "check-config":
+        from bridge.config import describe
+        from bridge.store import redacted
+
+        shown = describe(cfg)
+        shown["redis_url"] = redacted(shown["redis_url"])
+        print(json.dumps(shown, indent=2))
+        return EX_OK
+    if args.command == "inspect":
+        return _inspect(cfg, args.session_id)
+    return _emit(cfg, args)
+
+
+def _serve(cfg) -> int:
+    warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
+    import eventlet
+
+    eventlet.monkey_patch()
+    from bridge import daemon
+
+    try:
+        return daemon.run(cfg)
+    except OSError as exc:
+        raise _Failure(f"cannot start: {exc}") from None
+
+
+def _authenticator(cfg):
+    from bridge.auth import Authenticator
+    from bridge.store import SessionStore, database_number, open_redis
+
+    client = open_redis(cfg.redis_url, cfg.redis_timeout, max_connections=2)
+    session_store = SessionStore(client, cfg.session_prefix, database_number(cfg.redis_url))
+    return Authenticator(
+        store=session_store, cookie_name=cfg.session_cookie, session_format=cfg.session_format,
+        max_session_bytes=cfg.max_session_bytes, user_key=cfg.user_key, expose=cfg.expose,
+        rooms_key=cfg.rooms_key)
+
+
+def _inspect(cfg, session_id: str) -> int:
+    from bridge.auth import STORE_UNAVAILABLE
+    from bridge.inspection import inspect_session
+
+    report = inspect_session(_authenticator(cfg), session_id)
+    print(json.dumps(report, ensure_ascii=False, allow_nan=False))
+    return EX_FAIL if report["decision"] == STORE_UNAVAILABLE else EX_OK
+
+
+def _emit(cfg, args: argparse.Namespace) -> int:
+    import redis
+
+    from bridge import events
+    from bridge.store import open_redis
+
+    try:
+        data = json.loads(args.data)
+    except ValueError as exc:
+        raise _Failure(f"JSON argument is not valid JSON: {exc}", EX_USAGE) from None
+    user = int(args.user) if args.user and args.user.isdigit() else args.user
+    try:
+        message = events.encode(args.event, data, user=user, room=args.room)
+    except events.BadMessage as exc:
+        raise _Failure(f"cannot publish: {exc}", EX_USAGE) from None
+    try:
+        receivers = open_redis(cfg.redis_url, cfg.redis_timeout).publish(cfg.channel, message)
+    except redis.RedisError as exc:
+        raise _Failure(f"cannot publish to Redis: {exc}") from None
+    print(receivers)
+    return EX_OK

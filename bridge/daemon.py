@@ -1,0 +1,211 @@
+"""The daemon's lifecycle: start, ready, tick, signal, drain, stop.
+
+This module and ``cli`` are the only ones that know the async mode is
+eventlet. Everything below gets ``sleep``/``spawn`` or an ``async_mode`` name.
+
+Signals only set flags; the main loop acts on them. The first SIGTERM or
+SIGINT starts a graceful stop, a second one forces it. SIGHUP is logged and
+otherwise ignored (there is nothing to reload without a restart).
+"""
+
+from __future__ import annotations
+
+import signal
+import socket
+import time
+import uuid
+
+import eventlet
+import eventlet.wsgi
+
+from bridge import logs, store
+from bridge.auth import Authenticator
+from bridge.events import Relay
+from bridge.lifecycle import SessionWatch
+from bridge.metrics import Metrics
+from bridge.ratelimit import HandshakeLimiter
+from bridge.registry import Registry
+from bridge.sockets import SocketLayer, origin_policy
+from bridge.systemd import Notifier
+from bridge.web import admin_app
+
+log = logs.get("daemon")
+
+LISTEN_BACKLOG = 4096
+MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
+TICK_SECONDS = 0.25
+CANARY_SECONDS = 1.0
+CANARY_FRESH_SECONDS = 3.5
+
+
+class Daemon:
+    def __init__(self, config):
+        self.config = config
+        self.should_exit = False
+        self.force_exit = False
+        self.node = uuid.uuid4().hex[:12]
+        self.notifier = Notifier()
+        self.metrics = Metrics()
+        self.registry = Registry()
+        self.ready_sent = False
+        self.draining = False
+        self._threads = []
+
+    # --- start ---
+
+    def startup(self) -> None:
+        c = self.config
+        client = store.open_redis(c.redis_url, c.redis_timeout)
+        self.store = store.SessionStore(client, c.session_prefix, store.database_number(c.redis_url))
+        authenticator = Authenticator(
+            store=self.store, cookie_name=c.session_cookie, session_format=c.session_format,
+            max_session_bytes=c.max_session_bytes, user_key=c.user_key, expose=c.expose,
+            rooms_key=c.rooms_key)
+        self.sockets = SocketLayer(
+            async_mode="eventlet", authenticator=authenticator,
+            limiter=HandshakeLimiter(c.handshake_rate), registry=self.registry,
+            metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
+            cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
+            websocket_compression=c.websocket_compression)
+        self.watch = SessionWatch(
+            client=self._pubsub_client(), store=self.store, authenticator=authenticator,
+            registry=self.registry, end_sockets=self.sockets.end_session_sockets,
+            revalidate_seconds=c.revalidate_seconds, may_configure=c.keyspace_events,
+            sleep=eventlet.sleep, on_mode=self._on_mode, keep_alive=c.keep_alive)
+        self.sockets.on_first_socket = self.watch.watch
+        self.sockets.on_last_socket = self.watch.unwatch
+        self.relay = Relay(
+            client=self._pubsub_client(), channel=c.channel, node=self.node,
+            deliver=self.sockets.deliver, sleep=eventlet.sleep,
+            dropped=lambda kind: self.metrics.events_dropped.labels(kind).inc())
+        self._listen()
+        self._threads += [eventlet.spawn(self.relay.run), eventlet.spawn(self.watch.run)]
+        self._install_signals()
+
+    def _pubsub_client(self):
+        """A client for subscriptions: its reads may wait, its connects may not."""
+        c = self.config
+        return store.open_redis(c.redis_url, c.redis_timeout, max_connections=4)
+
+    def _listen(self) -> None:
+        c = self.config
+        self.listener = eventlet.listen((c.host, c.port), backlog=LISTEN_BACKLOG)
+        # Accepted sockets inherit TCP_NODELAY on Linux; without it small
+        # Engine.IO frames wait for delayed ACKs (tens of ms per round trip).
+        self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._threads.append(eventlet.spawn(
+            eventlet.wsgi.server, self.listener, self.sockets.wsgi_app(),
+            max_size=MAX_CONNECTIONS, log_output=False, debug=False))
+        self.admin = None
+        if c.admin_port:
+            self.admin = eventlet.listen(("127.0.0.1", c.admin_port))
+            app = admin_app(metrics=self.metrics, readiness=self.readiness)
+            self._threads.append(eventlet.spawn(
+                eventlet.wsgi.server, self.admin, app, log_output=False, debug=False))
+        log.info("listening", extra={"fields": {
+            "address": f"{c.host}:{self.listener.getsockname()[1]}",
+            "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off",
+            "redis": store.redacted(c.redis_url), "node": self.node}})
+
+    def _install_signals(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGHUP, self._on_hup)
+
+    def _on_stop_signal(self, signum, frame) -> None:
+        if self.should_exit:
+            self.force_exit = True
+        self.should_exit = True
+
+    def _on_hup(self, signum, frame) -> None:
+        self._hup = True
+
+    def _on_mode(self, mode: str) -> None:
+        for name in ("keyspace", "timer"):
+            self.metrics.revocation_mode.labels(name).set(1 if name == mode else 0)
+
+    # --- run ---
+
+    def run(self) -> int:
+        self.startup()
+        try:
+            self.main_loop()
+        finally:
+            self.shutdown()
+        return 0
+
+    def readiness(self) -> tuple[bool, dict]:
+        canary_age = time.monotonic() - self.relay.canary_seen
+        detail = {
+            "redis": self.store.ping(),
+            "subscription": self.relay.live and canary_age < CANARY_FRESH_SECONDS,
+            "session_watch": self.watch.mode or "starting",
+            "draining": self.draining,
+            "sockets": len(self.registry),
+        }
+        ready = detail["redis"] and detail["subscription"] and not self.draining
+        self.metrics.redis_up.set(1 if ready else 0)
+        return ready, detail
+
+    def main_loop(self) -> None:
+        last_canary = last_watchdog = 0.0
+        while not self.should_exit:
+            now = time.monotonic()
+            if now - last_canary >= CANARY_SECONDS and self.relay.live:
+                self.relay.publish_canary()
+                last_canary = now
+            if self.notifier.watchdog_seconds and now - last_watchdog >= (
+                    self.notifier.watchdog_seconds / 2):
+                self.notifier.watchdog()
+                last_watchdog = now
+            self.on_tick()
+            eventlet.sleep(TICK_SECONDS)
+
+    def on_tick(self) -> None:
+        if getattr(self, "_hup", False):
+            self._hup = False
+            log.info("SIGHUP received: nothing to reload; restart to apply new settings")
+        if not self.ready_sent and self.relay.live and self.watch.mode:
+            self.ready_sent = True
+            self.notifier.ready(f"serving on port {self.listener.getsockname()[1]}")
+            log.info("ready")
+        if self.ready_sent and self.notifier.enabled:
+            self.notifier.status(f"{len(self.registry)} sockets; sessions watched by "
+                                 f"{self.watch.mode}")
+
+    # --- stop ---
+
+    def shutdown(self) -> None:
+        """Graceful stop, in order, within shutdown_timeout."""
+        deadline = time.monotonic() + self.config.shutdown_timeout
+        # 1. Refuse new connects and say so (readyz turns 503, systemd hears STOPPING).
+        self.draining = True
+        self.sockets.accepting = False
+        self.notifier.stopping()
+        log.info("stopping", extra={"fields": {"sockets": len(self.registry)}})
+        # 2. Stop accepting TCP connections.
+        _close_quietly(self.listener)
+        # 3. Close every transport without a Socket.IO disconnect: clients reconnect.
+        self.sockets.close_transports()
+        # 4. Wait for the sockets to go, up to the deadline (a second signal forces).
+        while len(self.registry) and time.monotonic() < deadline and not self.force_exit:
+            eventlet.sleep(0.05)
+        # 5. Stop the Redis loops and the admin listener.
+        self.relay.stop()
+        self.watch.stop()
+        if self.admin is not None:
+            _close_quietly(self.admin)
+        log.info("stopped", extra={"fields": {"sockets_left": len(self.registry),
+                                              "forced": self.force_exit}})
+
+
+def _close_quietly(sock) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+def run(config) -> int:
+    """Run the daemon until a signal stops it; returns the exit code."""
+    return Daemon(config).run()

@@ -1,0 +1,52 @@
+"""``session-bridge inspect``: what the daemon sees for one session, as JSON.
+
+The object has exactly the keys of SPEC section 7: key, found, ttl, bytes,
+format, session, user, decision. Why a session is unreadable goes to the
+log (stderr), never into the object.
+"""
+
+from __future__ import annotations
+
+from bridge import cookies, logs, phpsession
+from bridge.auth import INVALID_SESSION_ID, STORE_UNAVAILABLE, Authenticator, Refused
+from bridge.store import StoreUnavailable
+
+log = logs.get("inspect")
+
+
+def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
+    report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
+              "session": None, "user": None, "decision": INVALID_SESSION_ID}
+    if not cookies.is_session_id(session_id):
+        return report
+    report["key"] = authenticator.store.key(session_id)
+    try:
+        reading = authenticator.read(session_id, with_ttl=True)
+    except Refused as refusal:
+        return _refused(authenticator, session_id, report, refusal)
+    report.update(found=True, ttl=reading.ttl, bytes=len(reading.raw), format=reading.format,
+                  session=phpsession.to_json(reading.variables))
+    try:
+        identity = authenticator.identity_of(session_id, reading.variables)
+    except Refused as refusal:
+        report["decision"] = refusal.reason
+        return report
+    report.update(user=identity.user_json, decision="accept")
+    return report
+
+
+def _refused(authenticator: Authenticator, session_id: str, report: dict,
+             refusal: Refused) -> dict:
+    """Fill what is known of a session that could not be decoded or found."""
+    report["decision"] = refusal.reason
+    if refusal.detail:
+        log.warning("session refused", extra={"fields": {
+            "reason": refusal.reason, "detail": refusal.detail}})
+    if refusal.reason == "session_unreadable":
+        try:
+            raw, ttl = authenticator.store.get_with_ttl(session_id)
+        except StoreUnavailable:
+            report["decision"] = STORE_UNAVAILABLE
+            return report
+        report.update(found=raw is not None, ttl=ttl, bytes=len(raw or b""))
+    return report

@@ -1,0 +1,280 @@
+"""Sessions that end: the sockets of a PHP session end when the session does.
+
+Two modes, chosen at start (and again after every Redis reconnect):
+
+* ``keyspace`` (push): Redis keyspace notifications for exactly the session
+  keys that have sockets here. One SUBSCRIBE per key, never a pattern over
+  the whole database, so unrelated writes cost this daemon nothing (Predis
+  stores bare ids, so session keys share no prefix with anything). ``del``
+  -> ``destroyed``; ``expired``/``evicted`` -> ``expired``; ``set`` -> the
+  session is read again and ends as ``logged_out`` when its user is gone or
+  different.
+* ``timer`` (poll), where notifications cannot be enabled (managed Redis,
+  CONFIG renamed): every ``revalidate_seconds`` each open session is read
+  again; a missing one ends as ``destroyed``, one without the same user as
+  ``logged_out``.
+
+After a subscription loss, every open session is swept once, so sessions
+deleted while Redis was away are caught.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Callable
+
+import redis
+
+from bridge import logs
+from bridge.auth import (NOT_AUTHENTICATED, SESSION_NOT_FOUND, SESSION_UNREADABLE,
+                         STORE_UNAVAILABLE, Authenticator, Refused)
+from bridge.logs import session_tag
+from bridge.registry import Registry
+from bridge.store import SessionStore, StoreUnavailable
+
+log = logs.get("lifecycle")
+
+DESTROYED, EXPIRED, LOGGED_OUT, REVOKED = "destroyed", "expired", "logged_out", "revoked"
+KEYSPACE, TIMER = "keyspace", "timer"
+NEEDED_FLAGS = "Kg$xe"  # keyspace channel; del; string set; expired; evicted
+_EVENT_REASONS = {"del": DESTROYED, "unlink": DESTROYED, "rename_from": DESTROYED,
+                  "expired": EXPIRED, "evicted": EXPIRED}
+
+
+def merged_flags(current: str) -> str | None:
+    """The notify-keyspace-events value to set, or None if ``current`` suffices."""
+    have = set(current)
+    if "A" in have:
+        have |= set("g$lshzxetd")
+    missing = [flag for flag in NEEDED_FLAGS if flag not in have]
+    return current + "".join(missing) if missing else None
+
+
+def enable_notifications(client: redis.Redis, may_configure: bool) -> str | None:
+    """Make sure keyspace events flow; returns None, or why they cannot."""
+    try:
+        current = client.config_get("notify-keyspace-events").get(
+            "notify-keyspace-events", "")
+    except redis.ResponseError as exc:
+        return f"CONFIG GET refused ({exc})"
+    wanted = merged_flags(current)
+    if wanted is None:
+        return None
+    if not may_configure:
+        return f"notify-keyspace-events is {current!r} and keyspace_events is off"
+    try:
+        client.config_set("notify-keyspace-events", wanted)
+    except redis.ResponseError as exc:
+        return f"CONFIG SET refused ({exc})"
+    log.info("enabled keyspace notifications", extra={"fields": {"flags": wanted}})
+    return None
+
+
+class SessionWatch:
+    """Watches the sessions of this daemon's sockets and ends the ones that end."""
+
+    def __init__(self, *, client: redis.Redis, store: SessionStore,
+                 authenticator: Authenticator, registry: Registry,
+                 end_sockets: Callable[[list[str], str], None], revalidate_seconds: float,
+                 may_configure: bool, sleep: Callable[[float], None], keep_alive: bool = False,
+                 on_mode: Callable[[str], None] = lambda mode: None):
+        self.client = client
+        self.store = store
+        self.authenticator = authenticator
+        self.registry = registry
+        self.end_sockets = end_sockets
+        self.revalidate_seconds = revalidate_seconds
+        self.may_configure = may_configure
+        self.sleep = sleep
+        self.on_mode = on_mode
+        self.keep_alive = keep_alive
+        self._lifetimes: dict[str, tuple[int, float]] = {}  # session -> (lifetime, touched)
+        self._last_refresh = 0.0
+        self.mode = ""
+        self.live = False
+        self.running = True
+        self._changes: collections.deque[tuple[bool, str]] = collections.deque()
+        self._last_sweep = time.monotonic()
+
+    # --- called by the socket layer ---
+
+    def watch(self, session_id: str) -> None:
+        """A session got its first socket here."""
+        self._changes.append((True, session_id))
+
+    def unwatch(self, session_id: str) -> None:
+        """A session lost its last socket here."""
+        self._changes.append((False, session_id))
+
+    # --- the loop ---
+
+    def run(self) -> None:
+        delay, lost = 0.1, False
+        while self.running:
+            try:
+                self._run_once(swept_after_loss=lost)
+            except Exception as exc:  # noqa: BLE001 - the watch must outlive any fault
+                if not lost:
+                    log.warning("session watch lost Redis; retrying",
+                                exc_info=not isinstance(exc, (redis.RedisError, OSError)),
+                                extra={"fields": {"error": str(exc) or type(exc).__name__}})
+                lost, self.live = True, False
+                self.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            else:
+                return
+
+    def _run_once(self, swept_after_loss: bool) -> None:
+        problem = enable_notifications(self.client, self.may_configure)
+        self._set_mode(TIMER if problem else KEYSPACE, problem)
+        if swept_after_loss:
+            self.sweep()
+        if self.mode == KEYSPACE:
+            self._listen()
+        else:
+            self._poll()
+
+    def _set_mode(self, mode: str, problem: str | None) -> None:
+        if mode != self.mode:
+            if problem:
+                log.warning("keyspace notifications unavailable; re-checking sessions "
+                            f"every {self.revalidate_seconds:g} s",
+                            extra={"fields": {"why": problem}})
+            else:
+                log.info("watching session keys with keyspace notifications")
+            self.mode = mode
+            self.on_mode(mode)
+
+    def _poll(self) -> None:
+        self.live = True
+        self._changes.clear()
+        while self.running:
+            self.sleep(min(self.revalidate_seconds, 0.5))
+            if time.monotonic() - self._last_sweep >= self.revalidate_seconds:
+                self.sweep()
+            self.refresh()
+
+    def _listen(self) -> None:
+        pubsub = self.client.pubsub()
+        try:
+            self._changes.clear()
+            for session_id in self.registry.session_ids():
+                self._changes.append((True, session_id))
+            pubsub.subscribe("__session-bridge-watch__")  # open the connection
+            self.live = True
+            while self.running:
+                self._apply_changes(pubsub)
+                item = pubsub.get_message(timeout=0.05)
+                while item is not None:
+                    self._on_item(item)
+                    item = pubsub.get_message(timeout=0)
+                self.refresh()
+        finally:
+            self.live = False
+            pubsub.close()
+
+    def _apply_changes(self, pubsub) -> None:
+        subscribe, unsubscribe = [], []
+        while self._changes:
+            wanted, session_id = self._changes.popleft()
+            (subscribe if wanted else unsubscribe).append(session_id)
+        gone = [s for s in unsubscribe if not self.registry.has_session(s)]
+        if gone:
+            pubsub.unsubscribe(*[self.store.keyspace_channel(s) for s in gone])
+        fresh = [s for s in subscribe if self.registry.has_session(s)]
+        if fresh:
+            pubsub.subscribe(*[self.store.keyspace_channel(s) for s in fresh])
+
+    def _on_item(self, item: dict) -> None:
+        channel = _text(item.get("channel"))
+        session_id = self.store.session_id_of_channel(channel)
+        if session_id is None:
+            return
+        if item["type"] == "subscribe":
+            self.check(session_id)  # closes the gap between the connect's GET and now
+        elif item["type"] == "message":
+            event = _text(item["data"])
+            if event in _EVENT_REASONS:
+                self.end(session_id, _EVENT_REASONS[event])
+            elif event == "set":
+                self.check(session_id)
+
+    # --- decisions ---
+
+    def check(self, session_id: str) -> None:
+        """Read one session again; end its sockets if it no longer holds their user."""
+        sockets = self.registry.sockets_of_session(session_id)
+        if not sockets:
+            return
+        try:
+            identity = self.authenticator.identify(session_id)
+        except Refused as refusal:
+            reason = _reason_of_refusal(refusal.reason)
+            if reason:
+                self.end(session_id, reason)
+            return
+        stale = [sid for sid in sockets
+                 if (known := self.registry.identity(sid)) and known.user != identity.user]
+        if stale:
+            self.end(session_id, LOGGED_OUT, stale)
+
+    def sweep(self) -> None:
+        """Check every open session (timer mode, and after a Redis outage)."""
+        self._last_sweep = time.monotonic()
+        for session_id in self.registry.session_ids():
+            if not self.running:
+                return
+            self.check(session_id)
+
+    def end(self, session_id: str, reason: str, sockets: list[str] | None = None) -> None:
+        sockets = sockets if sockets is not None else self.registry.sockets_of_session(session_id)
+        if sockets:
+            log.info("session ended", extra={"fields": {
+                "reason": reason, "session": session_tag(session_id), "sockets": len(sockets)}})
+            self.end_sockets(sockets, reason)
+
+    def refresh(self) -> None:
+        """keep_alive: every third of a session's lifetime, put its TTL back to it.
+
+        The lifetime is the TTL seen when the session got its first socket
+        here: PHP rewrites the session (SETEX gc_maxlifetime) on each page
+        load, so that is the PHP app's own idle timeout.
+        """
+        now = time.monotonic()
+        if not self.keep_alive or now - self._last_refresh < 0.5:
+            return
+        self._last_refresh = now
+        open_sessions = self.registry.session_ids()
+        for session_id in open_sessions:
+            lifetime, touched = self._lifetimes.get(session_id, (0, 0.0))
+            try:
+                if not lifetime:
+                    lifetime = self.store.ttl(session_id) or 0
+                    self._lifetimes[session_id] = (lifetime, now)
+                elif now - touched >= lifetime / 3:
+                    self.store.touch(session_id, lifetime)
+                    self._lifetimes[session_id] = (lifetime, now)
+            except StoreUnavailable:
+                return
+        if len(self._lifetimes) > len(open_sessions):
+            keep = set(open_sessions)
+            self._lifetimes = {k: v for k, v in self._lifetimes.items() if k in keep}
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def _reason_of_refusal(code: str) -> str | None:
+    """Map a failed re-read to a session-end reason; None keeps the sockets."""
+    if code == SESSION_NOT_FOUND:
+        return DESTROYED
+    if code in (NOT_AUTHENTICATED, SESSION_UNREADABLE):
+        return LOGGED_OUT
+    if code == STORE_UNAVAILABLE:
+        return None  # fail closed for new sockets, but do not drop open ones
+    return None
+
+
+def _text(value) -> str:
+    return value.decode("latin-1") if isinstance(value, bytes) else str(value or "")

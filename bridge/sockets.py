@@ -1,0 +1,199 @@
+"""The Socket.IO server: who may connect, rooms, ``whoami``, ending sockets.
+
+Authentication happens in the connect handler: a refusal raises
+``ConnectionRefusedError(reason)``, which python-socketio sends to the client
+as ``connect_error`` with ``message`` = the reason code. Origins are checked
+by Engine.IO on the HTTP request itself, before this module sees anything.
+The async mode is a parameter: this module never imports eventlet.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import socketio
+
+from bridge import logs
+from bridge.events import Message
+from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
+from bridge.logs import session_tag
+from bridge.metrics import Metrics
+from bridge.ratelimit import HandshakeLimiter
+from bridge.registry import Registry
+
+log = logs.get("sockets")
+
+SESSION_ENDED = "session_ended"
+MAX_PACKET_BYTES = 100_000  # browsers only send small events (whoami)
+
+
+def user_room(user: str) -> str:
+    return f"user:{user}"
+
+
+def origin_policy(allowed: tuple[str, ...], any_origin: bool):
+    """Engine.IO's ``cors_allowed_origins``: same origin, plus the listed ones."""
+    if any_origin and "*" in allowed:
+        return "*"
+    if not allowed:
+        return None  # Engine.IO's default: same origin only
+    listed = frozenset(o.rstrip("/") for o in allowed)
+
+    def is_allowed(origin: str, environ: dict) -> bool:
+        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
+        return origin in listed or origin == same
+
+    return is_allowed
+
+
+def client_address(environ: dict) -> str:
+    """The peer address; behind a local proxy, the last X-Forwarded-For hop."""
+    remote = environ.get("REMOTE_ADDR", "")
+    forwarded = environ.get("HTTP_X_FORWARDED_FOR")
+    if forwarded and remote in ("127.0.0.1", "::1"):
+        return forwarded.split(",")[-1].strip() or remote
+    return remote
+
+
+def without_compression(app):
+    """WSGI middleware that hides the permessage-deflate offer from the server.
+
+    Accepting it costs a zlib state per socket (~90 KB); events are small.
+    """
+
+    def middleware(environ, start_response):
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+        return app(environ, start_response)
+
+    return middleware
+
+
+class SocketLayer:
+    """Owns the ``socketio.Server`` and the handlers the contract defines."""
+
+    def __init__(self, *, async_mode: str, authenticator: Authenticator,
+                 limiter: HandshakeLimiter, registry: Registry, metrics: Metrics,
+                 max_sockets_per_user: int, cors_allowed_origins, websocket_compression: bool,
+                 on_first_socket: Callable[[str], None] = lambda session_id: None,
+                 on_last_socket: Callable[[str], None] = lambda session_id: None):
+        self.authenticator = authenticator
+        self.limiter = limiter
+        self.registry = registry
+        self.metrics = metrics
+        self.max_sockets_per_user = max_sockets_per_user
+        self.websocket_compression = websocket_compression
+        self.on_first_socket = on_first_socket
+        self.on_last_socket = on_last_socket
+        self.accepting = True
+        self.sio = socketio.Server(
+            async_mode=async_mode, cors_allowed_origins=cors_allowed_origins,
+            cors_credentials=True, logger=False, engineio_logger=False,
+            max_http_buffer_size=MAX_PACKET_BYTES, always_connect=False,
+        )
+        self.sio.on("connect", self._on_connect)
+        self.sio.on("disconnect", self._on_disconnect)
+        self.sio.on("whoami", self._on_whoami)
+
+    def wsgi_app(self):
+        app = socketio.WSGIApp(self.sio)
+        return app if self.websocket_compression else without_compression(app)
+
+    # --- handlers ---
+
+    def _on_connect(self, sid: str, environ: dict, auth=None):
+        remote = client_address(environ)
+        try:
+            identity = self._admit(environ, remote)
+        except Refused as refusal:
+            self._log_refusal(refusal, environ, remote)
+            raise socketio.exceptions.ConnectionRefusedError(refusal.reason) from None
+        first = self.registry.add(sid, identity)
+        self.sio.enter_room(sid, user_room(identity.user))
+        for room in identity.rooms:
+            self.sio.enter_room(sid, room)
+        self.metrics.connects.labels("accepted", "").inc()
+        self.metrics.connections_open.set(len(self.registry))
+        log.info("connect accepted", extra={"fields": {
+            "user": identity.user, "session": session_tag(identity.session_id),
+            "remote": remote, "transport": _transport(environ)}})
+        if first:
+            self.on_first_socket(identity.session_id)
+        return True
+
+    def _admit(self, environ: dict, remote: str) -> Identity:
+        if not self.accepting:
+            raise Refused("shutting_down")
+        if not self.limiter.allow(remote):
+            raise Refused(RATE_LIMITED)
+        started = time.perf_counter()
+        try:
+            identity = self.authenticator.authenticate(environ.get("HTTP_COOKIE"))
+        finally:
+            self.metrics.lookup_seconds.observe(time.perf_counter() - started)
+        if self.registry.count_of_user(identity.user) >= self.max_sockets_per_user:
+            raise Refused(TOO_MANY_SOCKETS, f"user {identity.user}")
+        return identity
+
+    def _log_refusal(self, refusal: Refused, environ: dict, remote: str) -> None:
+        self.metrics.connects.labels("refused", refusal.reason).inc()
+        fields = {"reason": refusal.reason, "remote": remote}
+        try:
+            fields["session"] = session_tag(self.authenticator.session_id(
+                environ.get("HTTP_COOKIE")))
+        except Refused:
+            pass
+        if refusal.detail:
+            fields["detail"] = refusal.detail
+        log.info("connect refused", extra={"fields": fields})
+
+    def _on_disconnect(self, sid: str, *reason):
+        identity = self.registry.remove(sid)
+        if identity is None:
+            return
+        self.metrics.connections_open.set(len(self.registry))
+        if not self.registry.has_session(identity.session_id):
+            self.on_last_socket(identity.session_id)
+
+    def _on_whoami(self, sid: str, *args):
+        identity = self.registry.identity(sid)
+        if identity is None:
+            return None
+        return {"user": identity.user_json, "session": identity.exposed}
+
+    # --- actions used by the rest of the daemon ---
+
+    def end_session_sockets(self, sids: list[str], reason: str) -> None:
+        """Tell each socket its session ended (``reason``), then disconnect it."""
+        for sid in sids:
+            if self.registry.identity(sid) is None:
+                continue
+            self.sio.emit(SESSION_ENDED, {"reason": reason}, to=sid)
+            self.sio.disconnect(sid)
+            self.metrics.sessions_ended.labels(reason).inc()
+
+    def deliver(self, message: Message) -> None:
+        """Route one published message to this daemon's sockets."""
+        if message.disconnect_user is not None:
+            user = str(message.disconnect_user)
+            self.end_session_sockets(self.registry.sockets_of_user(user), "revoked")
+            return
+        if message.user is not None:
+            target, kind = user_room(str(message.user)), "user"
+        elif message.room is not None:
+            target, kind = message.room, "room"
+        else:
+            target, kind = None, "all"
+        self.sio.emit(message.event, message.data, to=target)
+        self.metrics.events_delivered.labels(kind).inc()
+
+    def close_transports(self) -> None:
+        """Drop every connection without a Socket.IO disconnect, so clients reconnect."""
+        for sid in self.registry.all_sockets():
+            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+            if eio_sid is not None:
+                self.sio.eio.disconnect(eio_sid)
+
+
+def _transport(environ: dict) -> str:
+    return "websocket" if "HTTP_UPGRADE" in environ else "polling"

@@ -1,0 +1,114 @@
+"""Where PHP keeps its sessions: the Redis key names and the reads of them.
+
+This is the only module that knows how a session id becomes a Redis key
+(``<session_prefix><id>``, exactly as Predis or phpredis wrote it) and the
+keyspace-notification channel of that key. It never writes, locks or
+extends a session, except ``touch()`` which the daemon calls only when the
+operator turned ``keep_alive`` on.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+
+class StoreUnavailable(Exception):
+    """Redis did not answer in time, or refused the connection."""
+
+
+def open_redis(url: str, timeout: float, max_connections: int = 64) -> redis.Redis:
+    """A client whose every command fails within ``timeout`` and never retries.
+
+    The pool blocks (up to ``timeout``) instead of opening a connection per
+    waiting handshake, so a flood cannot open thousands of Redis connections.
+    """
+    pool = redis.BlockingConnectionPool.from_url(
+        url, max_connections=max_connections, timeout=timeout,
+        socket_timeout=timeout, socket_connect_timeout=timeout,
+        retry=Retry(NoBackoff(), 0), client_name="session-bridge",
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced, fit for logs and check-config."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()
+
+
+def database_number(url: str) -> int:
+    """The database index a redis URL selects (``/N`` or ``?db=N``), default 0."""
+    parts = urlsplit(url)
+    for item in parts.query.split("&"):
+        if item.startswith("db="):
+            return int(item[3:])
+    path = parts.path.strip("/") if parts.scheme != "unix" else ""
+    return int(path) if path.isdigit() else 0
+
+
+class SessionStore:
+    """Reads PHP sessions stored as one Redis string per session."""
+
+    def __init__(self, client: redis.Redis, prefix: str, db: int = 0):
+        self.client = client
+        self.prefix = prefix
+        self.db = db
+
+    def key(self, session_id: str) -> str:
+        return self.prefix + session_id
+
+    def get(self, session_id: str) -> bytes | None:
+        """The raw session value, or None when the key does not exist."""
+        try:
+            return self.client.get(self.key(session_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+
+    def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
+        """The raw value and its TTL in seconds (None: missing or no expiry)."""
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                value, ttl = pipe.get(self.key(session_id)).ttl(self.key(session_id)).execute()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        return value, (ttl if ttl is not None and ttl >= 0 else None)
+
+    def ttl(self, session_id: str) -> int | None:
+        """Seconds the session has left; None when missing or without expiry."""
+        try:
+            seconds = self.client.ttl(self.key(session_id))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        return seconds if seconds is not None and seconds >= 0 else None
+
+    def touch(self, session_id: str, seconds: int) -> bool:
+        """Extend a session's lifetime (only ever called with keep_alive on).
+
+        EXPIRE never creates a key, so a session deleted meanwhile stays deleted.
+        """
+        try:
+            return bool(self.client.expire(self.key(session_id), seconds))
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    # --- keyspace notifications of session keys ---
+
+    def keyspace_channel(self, session_id: str) -> str:
+        return f"__keyspace@{self.db}__:{self.key(session_id)}"
+
+    def session_id_of_channel(self, channel: str) -> str | None:
+        head = f"__keyspace@{self.db}__:{self.prefix}"
+        return channel[len(head):] if channel.startswith(head) else None

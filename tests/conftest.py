@@ -1,0 +1,74 @@
+"""Fixtures on real parts: a private redis-server, php-demo under php -S, the daemon CLI."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import harness
+from tests.sio import Clients
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if report.failed:
+        for proc in list(harness.Proc.all):
+            report.sections.append((f"log of {proc.name}", proc.log()[-20000:]))
+
+
+@pytest.fixture
+def tmp(tmp_path_factory):
+    return tmp_path_factory.mktemp("run")
+
+
+@pytest.fixture
+def redis_server(tmp):
+    server = harness.Redis(tmp)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def start_php(tmp):
+    started = []
+
+    def start(redis, handler="predis", serialize="php", **env):
+        php = harness.PhpDemo(tmp, redis, handler, serialize, **env)
+        started.append(php)
+        return php
+
+    yield start
+    for php in started:
+        php.stop()
+
+
+@pytest.fixture
+def php(start_php, redis_server):
+    return start_php(redis_server)
+
+
+@pytest.fixture
+def start_daemon(tmp):
+    started = []
+
+    def start(redis, *args, **kwargs):
+        daemon = harness.Daemon(tmp, redis, *args, **kwargs)
+        started.append(daemon)
+        return daemon
+
+    yield start
+    for daemon in started:
+        daemon.stop()
+
+
+@pytest.fixture
+def daemon(start_daemon, redis_server):
+    return start_daemon(redis_server)
+
+
+@pytest.fixture
+def clients():
+    pool = Clients()
+    yield pool
+    pool.close()

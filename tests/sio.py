@@ -1,0 +1,113 @@
+"""python-socketio clients for the tests, with deadline-bound waits for what they receive."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import socketio
+
+
+class Refused(Exception):
+    """The daemon refused the connect; ``reason`` is the connect_error message."""
+
+    def __init__(self, reason):
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Conn:
+    """One connected client and everything it received."""
+
+    def __init__(self, client: socketio.Client):
+        self.client = client
+        self.received: list[tuple[str, object]] = []
+        self.disconnects: list[object] = []
+        self._cond = threading.Condition()
+
+    def _record(self, event, data):
+        with self._cond:
+            self.received.append((event, data))
+            self._cond.notify_all()
+
+    def _disconnected(self, *reason):
+        with self._cond:
+            self.disconnects.append(reason[0] if reason else None)
+            self._cond.notify_all()
+
+    def wait_for(self, predicate, timeout: float = 5.0, what: str = ""):
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"timed out waiting for {what}; got {self.received}")
+                self._cond.wait(left)
+
+    def events(self, name: str) -> list:
+        return [data for event, data in self.received if event == name]
+
+    def wait_event(self, name: str, timeout: float = 5.0, count: int = 1) -> list:
+        return self.wait_for(lambda: len(self.events(name)) >= count and self.events(name),
+                             timeout, f"{count} x {name!r}")
+
+    def wait_disconnect(self, timeout: float = 5.0):
+        return self.wait_for(lambda: self.disconnects or not self.client.connected and ["?"],
+                             timeout, "disconnect")
+
+    def whoami(self, timeout: float = 5.0):
+        return self.client.call("whoami", timeout=timeout)
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+
+class Clients:
+    """Opens clients and closes them all at teardown."""
+
+    def __init__(self):
+        self.open: list[Conn] = []
+
+    def connect(self, url: str, cookie: str | None = None, transport: str = "websocket",
+                headers: dict | None = None, reconnection: bool = False,
+                timeout: float = 5.0) -> Conn:
+        client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
+                                 reconnection_delay_max=0.5, request_timeout=timeout)
+        conn = Conn(client)
+        errors = []
+        client.on("*", lambda event, data=None: conn._record(event, data))
+        client.on("connect_error", lambda data=None: errors.append(data))
+        client.on("disconnect", conn._disconnected)
+        all_headers = dict(headers or {})
+        if cookie is not None:
+            all_headers["Cookie"] = cookie
+        self.open.append(conn)
+        transports = ["polling", "websocket"] if transport == "upgrade" else [transport]
+        try:
+            client.connect(url, headers=all_headers, transports=transports,
+                           wait_timeout=timeout)
+        except socketio.exceptions.ConnectionError as exc:
+            reason = errors[-1] if errors else str(exc)
+            if isinstance(reason, dict):
+                reason = reason.get("message", reason)
+            raise Refused(reason) from None
+        return conn
+
+    def refusal(self, url: str, cookie: str | None = None, **kwargs) -> str:
+        try:
+            self.connect(url, cookie, **kwargs)
+        except Refused as exc:
+            return exc.reason
+        raise AssertionError("the connect was accepted")
+
+    def close(self):
+        for conn in self.open:
+            try:
+                conn.client.disconnect()
+            except Exception:
+                pass
+        self.open.clear()
