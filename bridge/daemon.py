@@ -36,6 +36,7 @@ MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,
 TICK_SECONDS = 0.25
 CANARY_SECONDS = 1.0
 CANARY_FRESH_SECONDS = 3.5
+STARTUP_GRACE_SECONDS = 5.0
 
 
 class Daemon:
@@ -88,17 +89,18 @@ class Daemon:
         return store.open_redis(c.redis_url, c.redis_timeout, max_connections=4)
 
     def _listen(self) -> None:
+        """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
         c = self.config
-        self.listener = eventlet.listen((c.host, c.port), backlog=LISTEN_BACKLOG)
+        family = socket.getaddrinfo(c.host, c.port, type=socket.SOCK_STREAM)[0][0]
+        # No SO_REUSEPORT: a second daemon on the same port must fail, not share it.
+        self.listener = eventlet.listen((c.host, c.port), family=family,
+                                        backlog=LISTEN_BACKLOG, reuse_port=False)
         # Accepted sockets inherit TCP_NODELAY on Linux; without it small
         # Engine.IO frames wait for delayed ACKs (tens of ms per round trip).
         self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self._threads.append(eventlet.spawn(
-            eventlet.wsgi.server, self.listener, self.sockets.wsgi_app(),
-            max_size=MAX_CONNECTIONS, log_output=False, debug=False))
         self.admin = None
         if c.admin_port:
-            self.admin = eventlet.listen(("127.0.0.1", c.admin_port))
+            self.admin = eventlet.listen(("127.0.0.1", c.admin_port), reuse_port=False)
             app = admin_app(metrics=self.metrics, readiness=self.readiness)
             self._threads.append(eventlet.spawn(
                 eventlet.wsgi.server, self.admin, app, log_output=False, debug=False))
@@ -129,10 +131,31 @@ class Daemon:
     def run(self) -> int:
         self.startup()
         try:
+            self.wait_live()
+            self.serve()
             self.main_loop()
         finally:
             self.shutdown()
         return 0
+
+    def wait_live(self) -> None:
+        """Give Redis a moment, so READY=1 comes before any connect can succeed."""
+        deadline = time.monotonic() + STARTUP_GRACE_SECONDS
+        while not self.should_exit and time.monotonic() < deadline and not self._live():
+            eventlet.sleep(0.01)
+        if not self._live():
+            log.warning("Redis not reachable yet; serving, refusing connects with "
+                        "store_unavailable until it is")
+
+    def serve(self) -> None:
+        """Start accepting Socket.IO connections (after READY when Redis is up)."""
+        self.on_tick()
+        self._threads.append(eventlet.spawn(
+            eventlet.wsgi.server, self.listener, self.sockets.wsgi_app(),
+            max_size=MAX_CONNECTIONS, log_output=False, debug=False))
+
+    def _live(self) -> bool:
+        return self.relay.live and bool(self.watch.mode) and self.watch.live
 
     def readiness(self) -> tuple[bool, dict]:
         canary_age = time.monotonic() - self.relay.canary_seen
@@ -165,7 +188,7 @@ class Daemon:
         if getattr(self, "_hup", False):
             self._hup = False
             log.info("SIGHUP received: nothing to reload; restart to apply new settings")
-        if not self.ready_sent and self.relay.live and self.watch.mode:
+        if not self.ready_sent and self._live():
             self.ready_sent = True
             self.notifier.ready(f"serving on port {self.listener.getsockname()[1]}")
             log.info("ready")

@@ -126,9 +126,10 @@ class SocketLayer:
             raise Refused("shutting_down")
         if not self.limiter.allow(remote):
             raise Refused(RATE_LIMITED)
+        session_id = self.authenticator.session_id(environ.get("HTTP_COOKIE"))
         started = time.perf_counter()
         try:
-            identity = self.authenticator.authenticate(environ.get("HTTP_COOKIE"))
+            identity = self.authenticator.identify(session_id)
         finally:
             self.metrics.lookup_seconds.observe(time.perf_counter() - started)
         if self.registry.count_of_user(identity.user) >= self.max_sockets_per_user:
@@ -188,11 +189,19 @@ class SocketLayer:
         self.metrics.events_delivered.labels(kind).inc()
 
     def close_transports(self) -> None:
-        """Drop every connection without a Socket.IO disconnect, so clients reconnect."""
-        for sid in self.registry.all_sockets():
-            eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
-            if eio_sid is not None:
-                self.sio.eio.disconnect(eio_sid)
+        """Drop every connection so that clients reconnect by themselves.
+
+        No Socket.IO DISCONNECT and no Engine.IO CLOSE packet: clients take
+        either as "the server does not want me back" and stay away. Aborting
+        the transport reads as "transport close" to the official JS client
+        and to python-socketio's, which then reconnect (to another node, or
+        to the restarted daemon).
+        """
+        engine = self.sio.eio
+        for eio_sid in list(engine.sockets):
+            transport = engine.sockets.pop(eio_sid, None)
+            if transport is not None:
+                transport.close(wait=False, abort=True)
 
 
 def _transport(environ: dict) -> str:

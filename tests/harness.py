@@ -161,9 +161,9 @@ class Daemon(Proc):
     """``session-bridge serve`` as a subprocess, through its real CLI."""
 
     def __init__(self, tmp: Path, redis: Redis, *args: str, env: dict | None = None,
-                 wait_ready: bool = True):
+                 wait_ready: bool = True, port: int | None = None):
         self.redis = redis
-        self.port = free_port()
+        self.port = port or free_port()
         self.admin_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         argv = [sys.executable, "-m", "bridge", "serve", "--port", str(self.port),

@@ -1,0 +1,41 @@
+<?php
+/*
+ * POST /notify.php  to (user id), message
+ * Sends event "notice" {"from", "text", "at"} to every socket of user `to`.
+ * JSON {"ok": true, "daemons": N} (N = daemons that received it);
+ * with a "return" field (HTML form) a 303 back instead.
+ */
+
+declare(strict_types=1);
+
+require __DIR__ . '/../src/bootstrap.php';
+
+require_method('POST');
+require_same_origin();
+if (!demo_has_session_cookie()) {
+    json_response(401, ['ok' => false, 'error' => 'not logged in']);
+}
+demo_session_start(form_return_path() === null);   // JSON callers: read only
+$sender = demo_current_user();
+if ($sender === null) {
+    json_response(401, ['ok' => false, 'error' => 'not logged in']);
+}
+
+$to = $_POST['to'] ?? '';
+$message = $_POST['message'] ?? '';
+if (!is_string($to) || !preg_match('/^-?[0-9]{1,18}$/', $to)) {
+    respond(400, ['ok' => false, 'error' => 'field "to" must be a user id'], 'Choose who gets the notice.');
+}
+if (!is_string($message) || trim($message) === '') {
+    respond(400, ['ok' => false, 'error' => 'field "message" must not be empty'], 'Write a message first.');
+}
+
+$daemons = demo_emitter()->toUser((int) $to)->emit('notice', [
+    'from' => $sender['name'],
+    'text' => $message,
+    'at' => time(),
+]);
+
+$recipient = demo_user_by_id((int) $to);
+respond(200, ['ok' => true, 'daemons' => $daemons],
+    'Notice sent to ' . ($recipient['display'] ?? "user $to") . '.');

@@ -1,0 +1,220 @@
+<?php
+/*
+ * Included first by every page: reads the DEMO_* environment, loads Predis
+ * and the SessionBridge classes, and points PHP's session module at Redis,
+ * either through Predis\Session\Handler or through phpredis's native handler.
+ *
+ * Nothing here starts the session; pages call demo_session_start().
+ */
+
+declare(strict_types=1);
+
+/** A DEMO_* setting is wrong or a needed extension is missing (500). */
+final class DemoConfigError extends RuntimeException
+{
+}
+
+/** The session store did not answer (503). */
+final class DemoStoreError extends RuntimeException
+{
+}
+
+require __DIR__ . '/http.php';
+require __DIR__ . '/users.php';
+require __DIR__ . '/views.php';
+
+ini_set('display_errors', '0');   // errors go to the server log, never into pages
+ini_set('log_errors', '1');
+
+set_exception_handler('demo_fail');
+
+if (!require __DIR__ . '/autoload.php') {
+    throw new DemoConfigError('Predis is not installed: apt-get install php-predis, or composer install in php-demo/.');
+}
+
+demo_configure_session(demo_config());
+
+/**
+ * The demo's settings, from the environment (php -S and Apache pass it through).
+ *
+ * @return array{redis:string, handler:string, serializer:string, prefix:string,
+ *               lifetime:int, channel:string, socket_url:string, session_name:string}
+ */
+function demo_config(): array
+{
+    static $config = null;
+    if ($config !== null) {
+        return $config;
+    }
+    $env = static fn (string $name, string $default): string =>
+        (($value = getenv($name)) === false || $value === '') ? $default : $value;
+
+    $config = [
+        'redis' => $env('DEMO_REDIS', 'tcp://127.0.0.1:6379'),
+        'handler' => $env('DEMO_SESSION_HANDLER', 'predis'),
+        'serializer' => $env('DEMO_SERIALIZE_HANDLER', 'php'),
+        'prefix' => $env('DEMO_PREDIS_PREFIX', ''),
+        'lifetime' => $env('DEMO_GC_MAXLIFETIME', '1440'),
+        'channel' => $env('DEMO_CHANNEL', 'session-bridge'),
+        'socket_url' => $env('DEMO_SOCKET_URL', ''),
+        'session_name' => $env('DEMO_SESSION_NAME', 'PHPSESSID'),
+    ];
+    if (!in_array($config['handler'], ['predis', 'phpredis'], true)) {
+        throw new DemoConfigError("DEMO_SESSION_HANDLER must be 'predis' or 'phpredis', not '{$config['handler']}'.");
+    }
+    if (!in_array($config['serializer'], ['php', 'php_binary', 'php_serialize', 'igbinary'], true)) {
+        throw new DemoConfigError("DEMO_SERIALIZE_HANDLER must be php, php_binary or php_serialize (or igbinary), not '{$config['serializer']}'.");
+    }
+    if (!ctype_digit($config['lifetime']) || (int) $config['lifetime'] < 1) {
+        throw new DemoConfigError("DEMO_GC_MAXLIFETIME must be a positive number of seconds, not '{$config['lifetime']}'.");
+    }
+    $config['lifetime'] = (int) $config['lifetime'];
+    if ($config['socket_url'] !== '' && !preg_match('~^(https?|wss?)://[^\s"\'<>]+$~i', $config['socket_url'])) {
+        throw new DemoConfigError("DEMO_SOCKET_URL must be an http(s):// URL, not '{$config['socket_url']}'.");
+    }
+    return $config;
+}
+
+/** The one Predis client of this request (sessions, when DEMO_SESSION_HANDLER=predis, and events). */
+function demo_redis(): Predis\Client
+{
+    static $client = null;
+    if ($client === null) {
+        $config = demo_config();
+        $options = $config['prefix'] !== '' ? ['prefix' => $config['prefix']] : [];
+        try {
+            $client = new Predis\Client($config['redis'], $options);
+        } catch (InvalidArgumentException $e) {
+            throw new DemoConfigError("DEMO_REDIS is not a valid Predis URI: {$e->getMessage()}", 0, $e);
+        }
+    }
+    return $client;
+}
+
+function demo_emitter(): SessionBridge\Emitter
+{
+    return new SessionBridge\Emitter(demo_redis(), demo_config()['channel']);
+}
+
+function demo_configure_session(array $config): void
+{
+    $settings = [
+        'session.name' => $config['session_name'],
+        'session.serialize_handler' => $config['serializer'],
+        'session.gc_maxlifetime' => (string) $config['lifetime'],
+        'session.use_only_cookies' => '1',
+        'session.cookie_httponly' => '1',
+        'session.cookie_samesite' => 'Lax',
+    ];
+    foreach ($settings as $name => $value) {
+        if (ini_set($name, $value) === false) {
+            throw new DemoConfigError("PHP refused $name=$value (is the extension loaded?).");
+        }
+    }
+    if ($config['handler'] === 'phpredis') {
+        if (!extension_loaded('redis')) {
+            throw new DemoConfigError('DEMO_SESSION_HANDLER=phpredis needs the redis extension (apt-get install php-redis).');
+        }
+        ini_set('session.save_handler', 'redis');
+        ini_set('session.save_path', demo_phpredis_save_path($config['redis']));
+        return;
+    }
+    $handler = new Predis\Session\Handler(demo_redis(), ['gc_maxlifetime' => $config['lifetime']]);
+    session_set_save_handler($handler, true);
+}
+
+/**
+ * Translates the Predis URI in DEMO_REDIS into phpredis's session.save_path:
+ * tcp://host:port or redis://host:port/db -> tcp://host:port?database=db&auth=...,
+ * unix:///path/to/sock -> unix:///path/to/sock. Keys get phpredis's default
+ * prefix "PHPREDIS_SESSION:".
+ */
+function demo_phpredis_save_path(string $uri): string
+{
+    try {
+        $p = Predis\Connection\Parameters::parse($uri);
+    } catch (InvalidArgumentException $e) {
+        throw new DemoConfigError("DEMO_REDIS is not a valid URI: {$e->getMessage()}", 0, $e);
+    }
+    $scheme = strtolower($p['scheme'] ?? 'tcp');
+    if ($scheme === 'unix') {
+        $base = 'unix://' . ($p['path'] ?? '');
+    } elseif ($scheme === 'tcp' || $scheme === 'redis') {
+        $host = $p['host'] ?? '127.0.0.1';
+        $base = 'tcp://' . (str_contains($host, ':') ? "[$host]" : $host) . ':' . ($p['port'] ?? 6379);
+    } else {
+        throw new DemoConfigError("DEMO_REDIS scheme '$scheme' is not supported with DEMO_SESSION_HANDLER=phpredis.");
+    }
+    $query = [];
+    if (isset($p['database']) && $p['database'] !== '') {
+        $query['database'] = (int) $p['database'];
+    }
+    if (isset($p['password']) && $p['password'] !== '') {
+        $query['auth'] = isset($p['username']) && $p['username'] !== '' ? [$p['username'], $p['password']] : $p['password'];
+    }
+    if (isset($p['timeout'])) {
+        $query['timeout'] = (float) $p['timeout'];
+    }
+    return $query === [] ? $base : $base . '?' . http_build_query($query);
+}
+
+/** Is the session cookie present? Pages start sessions only for visitors who have one. */
+function demo_has_session_cookie(): bool
+{
+    $id = $_COOKIE[session_name()] ?? '';
+    return is_string($id) && $id !== '';
+}
+
+/**
+ * Starts the session. With $readOnly the data is read and the session closed
+ * at once: nothing is written and the Redis TTL is not touched.
+ */
+function demo_session_start(bool $readOnly = false): void
+{
+    if (!session_start($readOnly ? ['read_and_close' => true] : [])) {
+        throw new DemoStoreError('session_start() failed: the session store did not answer.');
+    }
+}
+
+/** The logged-in user of the started session, or null. */
+function demo_current_user(): ?array
+{
+    $id = $_SESSION['user_id'] ?? null;
+    return is_int($id) ? demo_user_by_id($id) : null;
+}
+
+/** Where this session lives in Redis (for whoami.php and the page footer). */
+function demo_session_key(string $id): string
+{
+    $config = demo_config();
+    return $config['handler'] === 'phpredis' ? 'PHPREDIS_SESSION:' . $id : $config['prefix'] . $id;
+}
+
+/** The exception handler: a short, honest error page; details go to the log. */
+function demo_fail(Throwable $e): void
+{
+    error_log('php-demo: ' . get_class($e) . ': ' . $e->getMessage() . ' at ' . $e->getFile() . ':' . $e->getLine());
+    $status = 500;
+    $message = 'internal error (see the server log)';
+    if ($e instanceof DemoConfigError) {
+        $message = 'configuration error: ' . $e->getMessage();
+    } elseif ($e instanceof Predis\CommunicationException || $e instanceof DemoStoreError) {
+        $status = 503;
+        $message = 'the Redis server is unavailable: ' . $e->getMessage();
+    } elseif ($e instanceof SessionBridge\EmitterException) {
+        $status = 400;
+        $message = $e->getMessage();
+    }
+    if (!headers_sent()) {
+        http_response_code($status);
+        header('Cache-Control: no-store');
+    }
+    if (str_contains($_SERVER['HTTP_ACCEPT'] ?? '', 'text/html')) {
+        header('Content-Type: text/html; charset=utf-8');
+        echo '<!doctype html><meta charset="utf-8"><title>Error</title><link rel="stylesheet" href="/style.css">',
+            '<main class="box"><h1>Sorry</h1><p class="flash error">', h($message), '</p><p><a href="/">Back</a></p></main>';
+        return;
+    }
+    header('Content-Type: application/json; charset=utf-8');
+    echo json_encode(['ok' => false, 'error' => $message], JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE | JSON_INVALID_UTF8_SUBSTITUTE), "\n";
+}
