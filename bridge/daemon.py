@@ -10,6 +10,7 @@ otherwise ignored (there is nothing to reload without a restart).
 
 from __future__ import annotations
 
+import resource
 import signal
 import socket
 import time
@@ -91,13 +92,8 @@ class Daemon:
     def _listen(self) -> None:
         """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
         c = self.config
-        family = socket.getaddrinfo(c.host, c.port, type=socket.SOCK_STREAM)[0][0]
-        # No SO_REUSEPORT: a second daemon on the same port must fail, not share it.
-        self.listener = eventlet.listen((c.host, c.port), family=family,
-                                        backlog=LISTEN_BACKLOG, reuse_port=False)
-        # Accepted sockets inherit TCP_NODELAY on Linux; without it small
-        # Engine.IO frames wait for delayed ACKs (tens of ms per round trip).
-        self.listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        raise_file_limit()
+        self.listener = listen_socket(c.host, c.port)
         self.admin = None
         if c.admin_port:
             self.admin = eventlet.listen(("127.0.0.1", c.admin_port), reuse_port=False)
@@ -166,16 +162,18 @@ class Daemon:
             "draining": self.draining,
             "sockets": len(self.registry),
         }
-        ready = detail["redis"] and detail["subscription"] and not self.draining
-        self.metrics.redis_up.set(1 if ready else 0)
-        return ready, detail
+        live = detail["redis"] and detail["subscription"]
+        self.metrics.redis_up.set(1 if live else 0)
+        return live and not self.draining, detail
 
     def main_loop(self) -> None:
         last_canary = last_watchdog = 0.0
         while not self.should_exit:
             now = time.monotonic()
-            if now - last_canary >= CANARY_SECONDS and self.relay.live:
-                self.relay.publish_canary()
+            if now - last_canary >= CANARY_SECONDS:
+                if self.relay.live:
+                    self.relay.publish_canary()
+                self.readiness()  # keeps bridge_redis_up current for scrapers
                 last_canary = now
             if self.notifier.watchdog_seconds and now - last_watchdog >= (
                     self.notifier.watchdog_seconds / 2):
@@ -220,6 +218,32 @@ class Daemon:
             _close_quietly(self.admin)
         log.info("stopped", extra={"fields": {"sockets_left": len(self.registry),
                                               "forced": self.force_exit}})
+
+
+def listen_socket(host: str, port: int):
+    """The Socket.IO listener, sized for tens of thousands of sockets."""
+    family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    # No SO_REUSEPORT: a second daemon on the same port must fail, not share it.
+    listener = eventlet.listen((host, port), family=family, backlog=LISTEN_BACKLOG,
+                               reuse_port=False)
+    # Accepted sockets inherit TCP_NODELAY on Linux; without it small
+    # Engine.IO frames wait for delayed ACKs (tens of ms per round trip).
+    listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return listener
+
+
+def raise_file_limit() -> None:
+    """One descriptor per socket: lift the soft limit to the hard one (systemd sets both)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            pass
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft != resource.RLIM_INFINITY and soft < 4096:
+        log.warning("few file descriptors: each socket needs one",
+                    extra={"fields": {"limit": soft}})
 
 
 def _close_quietly(sock) -> None:
