@@ -4,17 +4,11 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
-APT_PACKAGES = redis-server php-cli php-predis php-redis php-igbinary python3-venv nodejs npm
 
-.PHONY: deps venv test test-all lint demo bench soak fuzz clean
+.PHONY: deps venv test lint demo bench soak fuzz clean
 
 deps:
-	@missing=""; for p in $(APT_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
-	fi
+	PYTHON=$(PYTHON) scripts/install-deps.sh
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,13 +22,13 @@ php-demo/public/vendor/socket.io.min.js: php-demo/package.json
 	cd php-demo && ./setup.sh
 
 lint: venv
-	$(VENV)/bin/ruff check bridge tests bench fuzz
+	$(VENV)/bin/ruff check bridge tests bench fuzz scripts
 
-test: deps venv lint
+test: deps venv lint php-demo/public/vendor/socket.io.min.js
 	$(PY) -m pytest -q
 
 demo: deps venv php-demo/public/vendor/socket.io.min.js
-	$(PY) -m demo
+	$(PY) scripts/run_demo.py
 
 fuzz: venv
 	$(PY) fuzz/fuzz_phpsession.py --runs 1000000

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs, from Debian's packages, what the demo and the tests need and this
+# machine lacks. Checks by command where a tool may come from elsewhere
+# (node/npm from NodeSource, Python from pyenv), by package otherwise.
+set -euo pipefail
+python=${PYTHON:-python3}
+missing=()
+need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
+need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
+
+need_cmd redis-server redis-server
+need_cmd php php-cli
+need_pkg php-predis
+need_pkg php-redis
+need_pkg php-igbinary
+need_cmd npm npm
+need_cmd chromium chromium
+need_cmd chromedriver chromium-driver
+"$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
