@@ -138,23 +138,13 @@ def _serve(cfg) -> int:
         raise _Failure(f"cannot start: {exc}") from None
 
 
-def _authenticator(cfg):
-    from bridge.auth import Authenticator
-    from bridge.store import SessionStore, database_number, open_redis
-
-    client = open_redis(cfg.redis_url, cfg.redis_timeout, max_connections=2)
-    session_store = SessionStore(client, cfg.session_prefix, database_number(cfg.redis_url))
-    return Authenticator(
-        store=session_store, cookie_name=cfg.session_cookie, session_format=cfg.session_format,
-        max_session_bytes=cfg.max_session_bytes, user_key=cfg.user_key, expose=cfg.expose,
-        rooms_key=cfg.rooms_key)
-
-
 def _inspect(cfg, session_id: str) -> int:
+    from bridge import components
     from bridge.auth import STORE_UNAVAILABLE
     from bridge.inspection import inspect_session
 
-    report = inspect_session(_authenticator(cfg), session_id)
+    store = components.session_store(cfg, max_connections=2)
+    report = inspect_session(components.authenticator(cfg, store), session_id)
     print(json.dumps(report, ensure_ascii=False, allow_nan=False))
     return EX_FAIL if report["decision"] == STORE_UNAVAILABLE else EX_OK
 

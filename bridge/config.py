@@ -19,7 +19,8 @@ import dataclasses
 import os
 import re
 import tomllib
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 

@@ -19,8 +19,7 @@ import uuid
 import eventlet
 import eventlet.wsgi
 
-from bridge import logs, store
-from bridge.auth import Authenticator
+from bridge import components, logs, store
 from bridge.events import Relay
 from bridge.lifecycle import SessionWatch
 from bridge.metrics import Metrics
@@ -57,12 +56,8 @@ class Daemon:
 
     def startup(self) -> None:
         c = self.config
-        client = store.open_redis(c.redis_url, c.redis_timeout)
-        self.store = store.SessionStore(client, c.session_prefix, store.database_number(c.redis_url))
-        authenticator = Authenticator(
-            store=self.store, cookie_name=c.session_cookie, session_format=c.session_format,
-            max_session_bytes=c.max_session_bytes, user_key=c.user_key, expose=c.expose,
-            rooms_key=c.rooms_key)
+        self.store = components.session_store(c)
+        authenticator = components.authenticator(c, self.store)
         self.sockets = SocketLayer(
             async_mode="eventlet", authenticator=authenticator,
             limiter=HandshakeLimiter(c.handshake_rate), registry=self.registry,

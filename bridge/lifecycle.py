@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import redis
 
 from bridge import logs
-from bridge.auth import (NOT_AUTHENTICATED, SESSION_NOT_FOUND, SESSION_UNREADABLE,
-                         STORE_UNAVAILABLE, Authenticator, Refused)
+from bridge.auth import (
+    NOT_AUTHENTICATED,
+    SESSION_NOT_FOUND,
+    SESSION_UNREADABLE,
+    STORE_UNAVAILABLE,
+    Authenticator,
+    Refused,
+)
 from bridge.logs import session_tag
 from bridge.registry import Registry
 from bridge.store import SessionStore, StoreUnavailable

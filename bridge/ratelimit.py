@@ -7,7 +7,7 @@ a flood from one address costs a dictionary look-up per attempt.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 class HandshakeLimiter:

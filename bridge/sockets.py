@@ -10,13 +10,13 @@ The async mode is a parameter: this module never imports eventlet.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import socketio
 
 from bridge import logs
-from bridge.events import Message
 from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
+from bridge.events import Message
 from bridge.logs import session_tag
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter

@@ -7,7 +7,7 @@ means and passes it in as a function.
 from __future__ import annotations
 
 import json
-from typing import Callable
+from collections.abc import Callable
 
 from bridge.metrics import CONTENT_TYPE, Metrics
 

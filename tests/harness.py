@@ -58,7 +58,7 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 class Proc:
     """A child process with its log file, stopped by ``stop()``."""
 
-    all: list["Proc"] = []
+    all: list[Proc] = []
 
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict | None = None,
                  cwd: Path | None = None):

@@ -1,0 +1,22 @@
+"""The parts both ``serve`` and the one-shot commands build from the resolved config.
+
+Top layer only (``cli`` and ``daemon`` use it): this is where the whole
+configuration is turned into the explicit arguments the lower layers take.
+"""
+
+from __future__ import annotations
+
+from bridge.auth import Authenticator
+from bridge.store import SessionStore, database_number, open_redis
+
+
+def session_store(config, max_connections: int = 64) -> SessionStore:
+    client = open_redis(config.redis_url, config.redis_timeout, max_connections)
+    return SessionStore(client, config.session_prefix, database_number(config.redis_url))
+
+
+def authenticator(config, store: SessionStore) -> Authenticator:
+    return Authenticator(
+        store=store, cookie_name=config.session_cookie, session_format=config.session_format,
+        max_session_bytes=config.max_session_bytes, user_key=config.user_key,
+        expose=config.expose, rooms_key=config.rooms_key)
