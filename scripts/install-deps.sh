@@ -16,6 +16,7 @@ need_pkg php-igbinary
 need_cmd npm npm
 need_cmd chromium chromium
 need_cmd chromedriver chromium-driver
+need_cmd docker-compose docker-compose
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 
 if [ ${#missing[@]} -gt 0 ]; then
