@@ -25,6 +25,7 @@ from typing import Any
 import redis
 
 from bridge import logs
+from bridge.outage import Outage
 
 log = logs.get("events")
 
@@ -115,8 +116,8 @@ def encode_disconnect(user: str | int) -> str:
 class Relay:
     """Subscribes to the channel and hands every good message to ``deliver``.
 
-    Survives Redis restarts: on any error it drops the subscription, waits
-    (0.1 s doubling to 1 s), subscribes again and logs how long it was away.
+    Survives Redis restarts: on any error it drops the subscription and
+    subscribes again (see ``outage``).
     """
 
     def __init__(self, *, client: redis.Redis, channel: str, node: str,
@@ -132,33 +133,26 @@ class Relay:
         self.live = False
         self.canary_seen = 0.0  # time.monotonic() of our last canary heard back
         self.running = True
+        self.outage = Outage("event subscription", log)
 
     def run(self) -> None:
-        delay, lost_at = 0.1, None
         while self.running:
             try:
-                self._listen(lost_at)
+                self._listen()
             except Exception as exc:  # noqa: BLE001 - delivery must outlive any fault
-                if lost_at is None:
-                    lost_at = time.monotonic()
-                    log.warning("event subscription lost; retrying",
-                                exc_info=not isinstance(exc, (redis.RedisError, OSError)),
-                                extra={"fields": {"error": str(exc) or type(exc).__name__}})
                 self.live = False
-                self.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                self.sleep(self.outage.lost(exc))
             else:
                 return
 
-    def _listen(self, lost_at: float | None) -> None:
+    def _listen(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)
         try:
             pubsub.subscribe(self.channel)
             pubsub.get_message(timeout=1.0, ignore_subscribe_messages=False)
             self.live = True
-            if lost_at is not None:
-                log.warning("event subscription back", extra={"fields": {
-                    "gap_seconds": round(time.monotonic() - lost_at, 3)}})
+            self.publish_canary()  # readiness comes back as soon as delivery does
+            self.outage.recovered()
             self.on_live()
             while self.running:
                 item = pubsub.get_message(timeout=0.5)

@@ -36,6 +36,7 @@ from bridge.auth import (
     Refused,
 )
 from bridge.logs import session_tag
+from bridge.outage import Outage
 from bridge.registry import Registry
 from bridge.store import SessionStore, StoreUnavailable
 
@@ -97,6 +98,7 @@ class SessionWatch:
         self.keep_alive = keep_alive
         self._lifetimes: dict[str, tuple[int, float]] = {}  # session -> (lifetime, touched)
         self._last_refresh = 0.0
+        self.outage = Outage("session watch", log)
         self.mode = ""
         self.live = False
         self.running = True
@@ -116,26 +118,20 @@ class SessionWatch:
     # --- the loop ---
 
     def run(self) -> None:
-        delay, lost = 0.1, False
         while self.running:
             try:
-                self._run_once(swept_after_loss=lost)
+                self._run_once()
             except Exception as exc:  # noqa: BLE001 - the watch must outlive any fault
-                if not lost:
-                    log.warning("session watch lost Redis; retrying",
-                                exc_info=not isinstance(exc, (redis.RedisError, OSError)),
-                                extra={"fields": {"error": str(exc) or type(exc).__name__}})
-                lost, self.live = True, False
-                self.sleep(delay)
-                delay = min(delay * 2, 1.0)
+                self.live = False
+                self.sleep(self.outage.lost(exc))
             else:
                 return
 
-    def _run_once(self, swept_after_loss: bool) -> None:
+    def _run_once(self) -> None:
         problem = enable_notifications(self.client, self.may_configure)
         self._set_mode(TIMER if problem else KEYSPACE, problem)
-        if swept_after_loss:
-            self.sweep()
+        if self.outage.recovered():
+            self.sweep()  # catch the sessions that ended while Redis was away
         if self.mode == KEYSPACE:
             self._listen()
         else:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 
 class HandshakeLimiter:
-    """``rate`` handshakes per second per address, with a burst of ``2 * rate``.
+    """``rate`` attempts per second per key (an address, a socket), burst ``2 * rate``.
 
     The table forgets idle addresses once it holds ``max_addresses``, so memory
     stays bounded whatever number of addresses a flood uses.
@@ -39,6 +39,9 @@ class HandshakeLimiter:
             self._forget_full(now)
         self._buckets[address] = (tokens - 1.0, now)
         return True
+
+    def forget(self, key: str) -> None:
+        self._buckets.pop(key, None)
 
     def _forget_full(self, now: float) -> None:
         """Drop addresses whose bucket has refilled; they are as good as new."""

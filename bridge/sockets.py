@@ -26,6 +26,7 @@ log = logs.get("sockets")
 
 SESSION_ENDED = "session_ended"
 MAX_PACKET_BYTES = 100_000  # browsers only send small events (whoami)
+EVENTS_PER_SECOND = 20  # per socket, burst 40; more is a flood and ends the socket
 
 
 def user_room(user: str) -> str:
@@ -86,14 +87,19 @@ class SocketLayer:
         self.on_first_socket = on_first_socket
         self.on_last_socket = on_last_socket
         self.accepting = True
+        self.event_budget = HandshakeLimiter(EVENTS_PER_SECOND)
+        # async_handlers=False: a socket's events run in its own reader, one at
+        # a time, so a client flooding events is slowed by TCP, not by memory.
         self.sio = socketio.Server(
             async_mode=async_mode, cors_allowed_origins=cors_allowed_origins,
             cors_credentials=True, logger=False, engineio_logger=False,
             max_http_buffer_size=MAX_PACKET_BYTES, always_connect=False,
+            async_handlers=False,
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)
+        self.sio.on("*", self._on_other_event)
 
     def wsgi_app(self):
         app = socketio.WSGIApp(self.sio)
@@ -149,6 +155,7 @@ class SocketLayer:
         log.info("connect refused", extra={"fields": fields})
 
     def _on_disconnect(self, sid: str, *reason):
+        self.event_budget.forget(sid)
         identity = self.registry.remove(sid)
         if identity is None:
             return
@@ -158,9 +165,22 @@ class SocketLayer:
 
     def _on_whoami(self, sid: str, *args):
         identity = self.registry.identity(sid)
-        if identity is None:
+        if identity is None or not self._within_budget(sid):
             return None
         return {"user": identity.user_json, "session": identity.exposed}
+
+    def _on_other_event(self, event: str, sid: str, *args):
+        """Events the daemon does not know are ignored, but count toward the budget."""
+        self._within_budget(sid)
+
+    def _within_budget(self, sid: str) -> bool:
+        if self.event_budget.allow(sid):
+            return True
+        identity = self.registry.identity(sid)
+        log.warning("event flood; socket dropped", extra={"fields": {
+            "user": identity.user if identity else "?", "limit_per_second": EVENTS_PER_SECOND}})
+        self.sio.disconnect(sid)
+        return False
 
     # --- actions used by the rest of the daemon ---
 

@@ -98,7 +98,7 @@ roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) 
 <dl class="facts">
 <dt>session handler</dt><dd><?= h($config['handler']) ?></dd>
 <dt>serialize handler</dt><dd><?= h(ini_get('session.serialize_handler')) ?></dd>
-<dt>Redis key</dt><dd><?= h(demo_session_key(session_id())) ?></dd>
+<dt>Redis key</dt><dd><?= h(demo_session_key(substr(session_id(), 0, 6)) . '…') ?> (shortened: a session id is a password)</dd>
 <dt>Redis</dt><dd><?= h($config['redis']) ?></dd>
 <dt>event channel</dt><dd><?= h($config['channel']) ?></dd>
 <dt>Socket.IO URL</dt><dd><?= h($config['socket_url'] !== '' ? $config['socket_url'] : 'same origin (/socket.io/)') ?></dd>
@@ -142,7 +142,11 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
   if (typeof io !== 'function') { return; }
   let ended = false;
   const options = { withCredentials: true };
-  const socket = DEMO.socketUrl ? io(DEMO.socketUrl, options) : io(options);
+  // ":6001" means "this page's host, on port 6001", so both 127.0.0.1 and
+  // localhost work (the session cookie belongs to the host the page came from).
+  const url = /^:\d+$/.test(DEMO.socketUrl)
+    ? location.protocol + '//' + location.hostname + DEMO.socketUrl : DEMO.socketUrl;
+  const socket = url ? io(url, options) : io(options);
 
   socket.on('connect', () => {
     status('connected, checking who I am\u2026', 'ok');
@@ -161,8 +165,14 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
   });
   socket.on('session_ended', (payload) => {
     ended = true;
-    $('ended').textContent = 'your session ended (' + (payload && payload.reason) + ')';
+    $('ended').textContent = 'your session ended (' + (payload && payload.reason) + ') ';
+    const again = document.createElement('a');
+    again.href = '/';
+    again.textContent = 'log in again';
+    $('ended').appendChild(again);
     $('ended').hidden = false;
+    document.querySelectorAll('main form button, main form input, main form select, main form textarea')
+      .forEach((control) => { control.disabled = true; });
   });
   socket.on('notice', (n) => {
     $('no-notices').hidden = true;

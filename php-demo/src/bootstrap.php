@@ -69,8 +69,8 @@ function demo_config(): array
         throw new DemoConfigError("DEMO_GC_MAXLIFETIME must be a positive number of seconds, not '{$config['lifetime']}'.");
     }
     $config['lifetime'] = (int) $config['lifetime'];
-    if ($config['socket_url'] !== '' && !preg_match('~^(https?|wss?)://[^\s"\'<>]+$~i', $config['socket_url'])) {
-        throw new DemoConfigError("DEMO_SOCKET_URL must be an http(s):// URL, not '{$config['socket_url']}'.");
+    if ($config['socket_url'] !== '' && !preg_match('~^((https?|wss?)://[^\s"\'<>]+|:\d{1,5})$~i', $config['socket_url'])) {
+        throw new DemoConfigError("DEMO_SOCKET_URL must be an http(s):// URL or :PORT (this host), not '{$config['socket_url']}'.");
     }
     return $config;
 }
