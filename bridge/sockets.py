@@ -57,17 +57,18 @@ def client_address(environ: dict) -> str:
     return remote
 
 
-def without_compression(app):
-    """WSGI middleware that hides the permessage-deflate offer from the server.
+def _refuse(start_response, status: str, text: str):
+    body = text.encode() + b"\n"
+    start_response(status, [("Content-Type", "text/plain"), ("Content-Length", str(len(body))),
+                            ("Connection", "close")])
+    return [body]
 
-    Accepting it costs a zlib state per socket (~90 KB); events are small.
-    """
 
-    def middleware(environ, start_response):
-        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
-        return app(environ, start_response)
-
-    return middleware
+def _declared_length(environ: dict) -> int:
+    try:
+        return int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return MAX_PACKET_BYTES + 1
 
 
 class SocketLayer:
@@ -88,6 +89,10 @@ class SocketLayer:
         self.on_last_socket = on_last_socket
         self.accepting = True
         self.event_budget = HandshakeLimiter(EVENTS_PER_SECOND)
+        # Engine.IO sessions are opened before any Socket.IO connect (and so
+        # before the handshake limit); bound them per address too, with room
+        # for a retry per connect.
+        self.transport_limiter = HandshakeLimiter(2 * limiter.rate)
         # async_handlers=False: a socket's events run in its own reader, one at
         # a time, so a client flooding events is slowed by TCP, not by memory.
         self.sio = socketio.Server(
@@ -103,7 +108,25 @@ class SocketLayer:
 
     def wsgi_app(self):
         app = socketio.WSGIApp(self.sio)
-        return app if self.websocket_compression else without_compression(app)
+
+        def guarded(environ, start_response):
+            """New Engine.IO sessions per address are limited; compression is refused."""
+            if "sid=" not in environ.get("QUERY_STRING", "") and \
+                    not self.transport_limiter.allow(client_address(environ)):
+                self.metrics.connects.labels("refused", RATE_LIMITED).inc()
+                return _refuse(start_response, "429 Too Many Requests",
+                               "too many handshakes from this address")
+            if _declared_length(environ) > MAX_PACKET_BYTES:
+                # Refused here: Engine.IO would close the session and then wait
+                # forever for a poller to drain it, holding this request.
+                return _refuse(start_response, "413 Payload Too Large", "packet too large")
+            if not self.websocket_compression:
+                # Accepting permessage-deflate costs a zlib state per socket
+                # (~90 KB) for events that are small anyway.
+                environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
+            return app(environ, start_response)
+
+        return guarded
 
     # --- handlers ---
 

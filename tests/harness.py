@@ -122,8 +122,17 @@ class Redis(Proc):
 
         return redis.Redis(port=self.port, socket_timeout=5)
 
-    def restart(self) -> None:
+    def restart(self, kill: bool = False) -> None:
+        """Stop (SIGTERM, or SIGKILL with ``kill``) and start again on the same port and dir."""
+        self.crash() if kill else self.stop()
+        self.start_again()
+
+    def crash(self) -> None:
+        self.signal(signal.SIGKILL)
+        self.popen.wait(5)
         self.stop()
+
+    def start_again(self) -> None:
         Redis.__init__(self, self.dir, *self.extra, port=self.port)
 
 
