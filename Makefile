@@ -30,6 +30,12 @@ test: deps venv lint php-demo/public/vendor/socket.io.min.js
 demo: deps venv php-demo/public/vendor/socket.io.min.js
 	$(PY) scripts/run_demo.py
 
+soak: deps venv
+	$(PY) -m pytest -q -s -m soak tests/test_soak.py
+
+bench: deps venv
+	$(PY) bench/run.py
+
 fuzz: venv
 	$(PY) fuzz/fuzz_phpsession.py --runs 1000000
 

@@ -42,10 +42,17 @@ def origin_policy(allowed: tuple[str, ...], any_origin: bool):
     listed = frozenset(o.rstrip("/") for o in allowed)
 
     def is_allowed(origin: str, environ: dict) -> bool:
-        same = f"{environ.get('wsgi.url_scheme', 'http')}://{environ.get('HTTP_HOST', '')}"
-        return origin in listed or origin == same
+        return origin in listed or origin in _same_origins(environ)
 
     return is_allowed
+
+
+def _same_origins(environ: dict) -> set[str]:
+    """This request's own origin, also as a TLS-terminating proxy forwards it."""
+    scheme, host = environ.get("wsgi.url_scheme", "http"), environ.get("HTTP_HOST", "")
+    forwarded_scheme = environ.get("HTTP_X_FORWARDED_PROTO", scheme).split(",")[0].strip()
+    forwarded_host = environ.get("HTTP_X_FORWARDED_HOST", host).split(",")[0].strip()
+    return {f"{scheme}://{host}", f"{forwarded_scheme}://{forwarded_host}"}
 
 
 def client_address(environ: dict) -> str:

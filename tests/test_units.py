@@ -1,0 +1,76 @@
+"""Narrow unit tests of pure pieces: origin policy, rate limiter, keyspace flags, messages."""
+
+from __future__ import annotations
+
+import pytest
+
+from bridge import events
+from bridge.lifecycle import merged_flags
+from bridge.ratelimit import HandshakeLimiter
+from bridge.sockets import client_address, origin_policy
+
+
+def test_same_origin_by_default_and_listed_ones():
+    assert origin_policy((), False) is None  # Engine.IO's own same-origin check
+    assert origin_policy(("*",), True) == "*"
+    allowed = origin_policy(("https://app.example",), False)
+    direct = {"wsgi.url_scheme": "http", "HTTP_HOST": "site:6001"}
+    assert allowed("https://app.example", direct)
+    assert allowed("http://site:6001", direct)
+    assert not allowed("https://evil.example", direct)
+    proxied = {**direct, "HTTP_X_FORWARDED_PROTO": "https", "HTTP_HOST": "site"}
+    assert allowed("https://site", proxied)
+
+
+def test_client_address_trusts_forwarded_only_from_loopback():
+    assert client_address({"REMOTE_ADDR": "10.0.0.5", "HTTP_X_FORWARDED_FOR": "1.2.3.4"}) == \
+        "10.0.0.5"
+    assert client_address({"REMOTE_ADDR": "127.0.0.1",
+                           "HTTP_X_FORWARDED_FOR": "9.9.9.9, 1.2.3.4"}) == "1.2.3.4"
+
+
+def test_token_bucket():
+    now = [0.0]
+    limiter = HandshakeLimiter(2, clock=lambda: now[0])
+    assert [limiter.allow("a") for _ in range(5)] == [True] * 4 + [False]
+    assert limiter.allow("b")  # other addresses are not affected
+    now[0] += 0.5
+    assert limiter.allow("a") and not limiter.allow("a")
+    assert HandshakeLimiter(0).allow("x")
+
+
+def test_limiter_memory_is_bounded():
+    now = [0.0]
+    limiter = HandshakeLimiter(1, max_addresses=100, clock=lambda: now[0])
+    for i in range(1000):
+        now[0] += 0.001
+        limiter.allow(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._buckets) <= 100
+
+
+@pytest.mark.parametrize("current,wanted", [
+    ("", "Kg$xe"), ("Elh", "ElhKg$xe"), ("KA", None), ("Kg$xe", None), ("AK", None),
+    ("KEA", None), ("Kx", "Kxg$e"),
+])
+def test_keyspace_flags_keep_what_is_there(current, wanted):
+    assert merged_flags(current) == wanted
+
+
+@pytest.mark.parametrize("raw,why", [
+    (b"x" * (events.MAX_MESSAGE_BYTES + 1), "too_large"),
+    (b"{", "not_json"), (b"\xff", "not_json"), (b"[]", "format"), (b'{"event": 1}', "format"),
+    (b'{"event": "a", "user": 1, "room": "r"}', "format"),
+    (b'{"event": "a", "user": 1.5}', "format"), (b'{"disconnect": {}}', "format"),
+    (b'{"event": "disconnect"}', "format"),
+])
+def test_bad_messages_say_why(raw, why):
+    with pytest.raises(events.BadMessage) as bad:
+        events.parse(raw)
+    assert bad.value.kind == why
+
+
+def test_good_messages():
+    assert events.parse(b'{"event":"n","data":[1],"user":"42"}').user == "42"
+    assert events.parse(b'{"event":"n","room":"news"}').room == "news"
+    assert events.parse(b'{"disconnect":{"user":42}}').disconnect_user == 42
+    assert events.parse(events.encode("n", {"a": 1}, user=7)).data == {"a": 1}
