@@ -21,6 +21,7 @@ import eventlet.wsgi
 
 from bridge import components, logs, store
 from bridge.events import Relay
+from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter
@@ -64,11 +65,13 @@ class Daemon:
             metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
             cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
             websocket_compression=c.websocket_compression)
+        keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
             client=self._pubsub_client(), store=self.store, authenticator=authenticator,
             registry=self.registry, end_sockets=self.sockets.end_session_sockets,
             revalidate_seconds=c.revalidate_seconds, may_configure=c.keyspace_events,
-            sleep=eventlet.sleep, on_mode=self._on_mode, keep_alive=c.keep_alive)
+            sleep=eventlet.sleep, on_mode=self._on_mode,
+            keep_alive=keep_alive)
         self.sockets.on_first_socket = self.watch.watch
         self.sockets.on_last_socket = self.watch.unwatch
         self.relay = Relay(

@@ -35,47 +35,19 @@ from bridge.auth import (
     Authenticator,
     Refused,
 )
+from bridge.keepalive import KeepAlive
+from bridge.keyspace import enable_notifications
 from bridge.logs import session_tag
 from bridge.outage import Outage
 from bridge.registry import Registry
-from bridge.store import SessionStore, StoreUnavailable
+from bridge.store import SessionStore
 
 log = logs.get("lifecycle")
 
 DESTROYED, EXPIRED, LOGGED_OUT, REVOKED = "destroyed", "expired", "logged_out", "revoked"
 KEYSPACE, TIMER = "keyspace", "timer"
-NEEDED_FLAGS = "Kg$xe"  # keyspace channel; del; string set; expired; evicted
 _EVENT_REASONS = {"del": DESTROYED, "unlink": DESTROYED, "rename_from": DESTROYED,
                   "expired": EXPIRED, "evicted": EXPIRED}
-
-
-def merged_flags(current: str) -> str | None:
-    """The notify-keyspace-events value to set, or None if ``current`` suffices."""
-    have = set(current)
-    if "A" in have:
-        have |= set("g$lshzxetd")
-    missing = [flag for flag in NEEDED_FLAGS if flag not in have]
-    return current + "".join(missing) if missing else None
-
-
-def enable_notifications(client: redis.Redis, may_configure: bool) -> str | None:
-    """Make sure keyspace events flow; returns None, or why they cannot."""
-    try:
-        current = client.config_get("notify-keyspace-events").get(
-            "notify-keyspace-events", "")
-    except redis.ResponseError as exc:
-        return f"CONFIG GET refused ({exc})"
-    wanted = merged_flags(current)
-    if wanted is None:
-        return None
-    if not may_configure:
-        return f"notify-keyspace-events is {current!r} and keyspace_events is off"
-    try:
-        client.config_set("notify-keyspace-events", wanted)
-    except redis.ResponseError as exc:
-        return f"CONFIG SET refused ({exc})"
-    log.info("enabled keyspace notifications", extra={"fields": {"flags": wanted}})
-    return None
 
 
 class SessionWatch:
@@ -84,7 +56,8 @@ class SessionWatch:
     def __init__(self, *, client: redis.Redis, store: SessionStore,
                  authenticator: Authenticator, registry: Registry,
                  end_sockets: Callable[[list[str], str], None], revalidate_seconds: float,
-                 may_configure: bool, sleep: Callable[[float], None], keep_alive: bool = False,
+                 may_configure: bool, sleep: Callable[[float], None],
+                 keep_alive: KeepAlive | None = None,
                  on_mode: Callable[[str], None] = lambda mode: None):
         self.client = client
         self.store = store
@@ -96,8 +69,6 @@ class SessionWatch:
         self.sleep = sleep
         self.on_mode = on_mode
         self.keep_alive = keep_alive
-        self._lifetimes: dict[str, tuple[int, float]] = {}  # session -> (lifetime, touched)
-        self._last_refresh = 0.0
         self.outage = Outage("session watch", log)
         self.mode = ""
         self.live = False
@@ -155,7 +126,7 @@ class SessionWatch:
             self.sleep(min(self.revalidate_seconds, 0.5))
             if time.monotonic() - self._last_sweep >= self.revalidate_seconds:
                 self.sweep()
-            self.refresh()
+            self._refresh()
 
     def _listen(self) -> None:
         pubsub = self.client.pubsub()
@@ -171,7 +142,7 @@ class SessionWatch:
                 while item is not None:
                     self._on_item(item)
                     item = pubsub.get_message(timeout=0)
-                self.refresh()
+                self._refresh()
         finally:
             self.live = False
             pubsub.close()
@@ -236,32 +207,9 @@ class SessionWatch:
                 "reason": reason, "session": session_tag(session_id), "sockets": len(sockets)}})
             self.end_sockets(sockets, reason)
 
-    def refresh(self) -> None:
-        """keep_alive: every third of a session's lifetime, put its TTL back to it.
-
-        The lifetime is the TTL seen when the session got its first socket
-        here: PHP rewrites the session (SETEX gc_maxlifetime) on each page
-        load, so that is the PHP app's own idle timeout.
-        """
-        now = time.monotonic()
-        if not self.keep_alive or now - self._last_refresh < 0.5:
-            return
-        self._last_refresh = now
-        open_sessions = self.registry.session_ids()
-        for session_id in open_sessions:
-            lifetime, touched = self._lifetimes.get(session_id, (0, 0.0))
-            try:
-                if not lifetime:
-                    lifetime = self.store.ttl(session_id) or 0
-                    self._lifetimes[session_id] = (lifetime, now)
-                elif now - touched >= lifetime / 3:
-                    self.store.touch(session_id, lifetime)
-                    self._lifetimes[session_id] = (lifetime, now)
-            except StoreUnavailable:
-                return
-        if len(self._lifetimes) > len(open_sessions):
-            keep = set(open_sessions)
-            self._lifetimes = {k: v for k, v in self._lifetimes.items() if k in keep}
+    def _refresh(self) -> None:
+        if self.keep_alive is not None:
+            self.keep_alive.refresh()
 
     def stop(self) -> None:
         self.running = False

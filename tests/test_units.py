@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge import events
-from bridge.lifecycle import merged_flags
+from bridge.keyspace import merged_flags
 from bridge.ratelimit import HandshakeLimiter
 from bridge.sockets import client_address, origin_policy
 
