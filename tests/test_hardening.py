@@ -97,6 +97,7 @@ def test_flood_from_one_address_leaves_others_alone(php, redis_server, start_dae
     daemon = start_daemon(redis_server, "--handshake-rate", "20")
     cookie = cookie_of(php.login("alice"))
     answers = []
+    started = time.monotonic()
     for _ in range(120):
         try:
             ws, reply = raw_socket(daemon, "PHPSESSID=0970380a272f099448c08da7b900108d")
@@ -105,7 +106,9 @@ def test_flood_from_one_address_leaves_others_alone(php, redis_server, start_dae
         except websocket.WebSocketBadStatusException as exc:
             answers.append(exc.status_code)
     assert '44{"message":"rate_limited"}' in answers or 429 in answers
-    assert answers.count('44{"message":"session_not_found"}') <= 45
+    # Let through: the burst (40) and what refilled meanwhile (20 per second), no more.
+    let_through = answers.count('44{"message":"session_not_found"}')
+    assert let_through <= 40 + 20 * (time.monotonic() - started) + 1
     ws, reply = raw_socket(daemon, cookie, source="127.0.0.2")
     assert reply.startswith('40{"sid"')
     ws.close()
