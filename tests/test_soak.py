@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import websocket
 
+from bridge import events
 from tests import harness
 
 pytestmark = pytest.mark.soak
@@ -67,6 +68,7 @@ def test_soak(php, redis_server, start_daemon):
     pid = daemon.popen.pid
     rng = random.Random(7)
     browsers = {name: php.login(name) for name in USERS}
+    publisher = redis_server.client()
     open_sockets = []
     samples, rounds, ends = [], 0, 0
     started = last_sample = time.monotonic()
@@ -78,9 +80,9 @@ def test_soak(php, redis_server, start_daemon):
             open_sockets.append(ws) if ok else ws.close()
         while len(open_sockets) > SOCKETS:
             open_sockets.pop(0).close()
-        for _ in range(5):
-            harness.run_cli("emit", "--redis-url", redis_server.url, "--user",
-                            str(rng.randint(1, 3)), "tick", json.dumps({"r": rounds}))
+        for _ in range(5):  # as PHP's emitter would publish
+            publisher.publish("session-bridge", events.encode(
+                "tick", {"r": rounds}, user=rng.randint(1, 3)))
         victim = rng.choice(USERS)  # logout ends their sockets; log in again
         php.post(browsers[victim], "logout.php")
         browsers[victim] = php.login(victim)
