@@ -74,3 +74,20 @@ def test_good_messages():
     assert events.parse(b'{"event":"n","room":"news"}').room == "news"
     assert events.parse(b'{"disconnect":{"user":42}}').disconnect_user == 42
     assert events.parse(events.encode("n", {"a": 1}, user=7)).data == {"a": 1}
+
+
+def test_fast_unmask_matches_eventlet():
+    import random
+
+    import eventlet.websocket
+
+    from bridge.daemon import unmask
+
+    original = eventlet.websocket.RFC6455WebSocket.__dict__["_apply_mask"].__func__
+    rng = random.Random(3)
+    for _ in range(300):
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(0, 70)))
+        mask = tuple(rng.randrange(256) for _ in range(4))
+        length, offset = rng.randrange(0, len(data) + 1), rng.randrange(0, 9)
+        assert unmask(data, mask, length, offset) == original(data, mask, length, offset)
+        assert unmask(data, mask) == original(data, mask)
