@@ -39,6 +39,7 @@ class Refused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.detail = detail
+        self.session_id: str | None = None  # set once known, for a hashed log field
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,6 +21,7 @@ from bridge.logs import session_tag
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter
 from bridge.registry import Registry
+from bridge.rooms import IndexedManager
 
 log = logs.get("sockets")
 
@@ -78,6 +79,25 @@ def _declared_length(environ: dict) -> int:
         return MAX_PACKET_BYTES + 1
 
 
+class _ServerErrors:
+    """``wsgi.errors`` for the transport: its chatter (e.g. "socket shutdown
+    error" for every websocket the client closed first) goes to the debug log."""
+
+    def write(self, text: str) -> None:
+        if text.strip():
+            log.debug("transport: %s", text.strip())
+
+    def flush(self) -> None:
+        pass
+
+    def writelines(self, lines) -> None:
+        for line in lines:
+            self.write(line)
+
+
+_SERVER_ERRORS = _ServerErrors()
+
+
 class SocketLayer:
     """Owns the ``socketio.Server`` and the handlers the contract defines."""
 
@@ -106,7 +126,7 @@ class SocketLayer:
             async_mode=async_mode, cors_allowed_origins=cors_allowed_origins,
             cors_credentials=True, logger=False, engineio_logger=False,
             max_http_buffer_size=MAX_PACKET_BYTES, always_connect=False,
-            async_handlers=False,
+            async_handlers=False, client_manager=IndexedManager(),
         )
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
@@ -127,6 +147,7 @@ class SocketLayer:
                 # Refused here: Engine.IO would close the session and then wait
                 # forever for a poller to drain it, holding this request.
                 return _refuse(start_response, "413 Payload Too Large", "packet too large")
+            environ["wsgi.errors"] = _SERVER_ERRORS
             if not self.websocket_compression:
                 # Accepting permessage-deflate costs a zlib state per socket
                 # (~90 KB) for events that are small anyway.
@@ -142,7 +163,7 @@ class SocketLayer:
         try:
             identity = self._admit(environ, remote)
         except Refused as refusal:
-            self._log_refusal(refusal, environ, remote)
+            self._log_refusal(refusal, remote)
             raise socketio.exceptions.ConnectionRefusedError(refusal.reason) from None
         first = self.registry.add(sid, identity)
         self.sio.enter_room(sid, user_room(identity.user))
@@ -166,20 +187,20 @@ class SocketLayer:
         started = time.perf_counter()
         try:
             identity = self.authenticator.identify(session_id)
+            if self.registry.count_of_user(identity.user) >= self.max_sockets_per_user:
+                raise Refused(TOO_MANY_SOCKETS, f"user {identity.user}")
+        except Refused as refusal:
+            refusal.session_id = session_id  # for the log line, as a short hash
+            raise
         finally:
             self.metrics.lookup_seconds.observe(time.perf_counter() - started)
-        if self.registry.count_of_user(identity.user) >= self.max_sockets_per_user:
-            raise Refused(TOO_MANY_SOCKETS, f"user {identity.user}")
         return identity
 
-    def _log_refusal(self, refusal: Refused, environ: dict, remote: str) -> None:
+    def _log_refusal(self, refusal: Refused, remote: str) -> None:
         self.metrics.connects.labels("refused", refusal.reason).inc()
         fields = {"reason": refusal.reason, "remote": remote}
-        try:
-            fields["session"] = session_tag(self.authenticator.session_id(
-                environ.get("HTTP_COOKIE")))
-        except Refused:
-            pass
+        if refusal.session_id:
+            fields["session"] = session_tag(refusal.session_id)
         if refusal.detail:
             fields["detail"] = refusal.detail
         log.info("connect refused", extra={"fields": fields})
