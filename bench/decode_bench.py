@@ -1,17 +1,19 @@
 """Decode throughput of bridge.phpsession against phpserialize 1.3, on PHP-written sessions.
 
-    python bench/decode_bench.py [--rounds 30]
+    python bench/decode_bench.py [--rounds 30] [--impl c|python|both]
 
 php-cli writes three realistic sessions of about 1 KB, 10 KB and 100 KB (a
 user array, flash messages, a CSRF token, a cart of items with options,
 a stdClass and an object with private and protected properties) under the
 ``php`` and ``php_serialize`` handlers. Each is decoded by
-``bridge.phpsession.decode_session`` and by phpserialize: ``loads()`` for
-``php_serialize``, and for ``php`` the usual split on ``|`` plus
-``load(fp)`` per variable. phpserialize runs in its fastest mode (bytes,
+``bridge.phpsession.decode_session`` with each of its parsers (the C
+extension ``bridge._phpparse``, when built, and the pure-Python one) and by
+phpserialize: ``loads()`` for ``php_serialize``, and for ``php`` the usual
+split on ``|`` plus ``load(fp)`` per variable. phpserialize runs in its fastest mode (bytes,
 no string decoding) and cannot read ``r R C E``, so the sessions hold none.
 Times are the best of ``--rounds`` interleaved batches, which is robust on a
-busy machine. Prints a markdown table.
+busy machine. Prints which parser bridge.phpsession uses by default, then a
+markdown table with a column pair per parser measured.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ sys.path.insert(0, str(ROOT))
 
 from bridge import phpsession  # noqa: E402
 from tests import phpvectors  # noqa: E402
+
+LABELS = {"c": "C", "python": "pure Python"}
 
 SESSIONS = r"""
 eval('namespace App\Entity; class User {
@@ -88,40 +92,62 @@ BASELINES = {"php": phpserialize_php_session, "php_serialize": phpserialize_php_
 
 
 def best_times(candidates: dict, data: bytes, rounds: int) -> dict:
-    """Best seconds per call of each candidate, measured in interleaved batches."""
+    """Best seconds per call of each candidate ``{name: (implementation or None, decode)}``,
+    measured in interleaved batches."""
     batch = max(1, 200_000 // len(data))
     best = dict.fromkeys(candidates, float("inf"))
     for _ in range(rounds):
-        for name, decode in candidates.items():
-            started = time.perf_counter()
-            for _ in range(batch):
-                decode(data)
-            best[name] = min(best[name], (time.perf_counter() - started) / batch)
+        for name, (implementation, decode) in candidates.items():
+            with phpvectors.using(implementation or phpsession.IMPLEMENTATION):
+                started = time.perf_counter()
+                for _ in range(batch):
+                    decode(data)
+                elapsed = time.perf_counter() - started
+            best[name] = min(best[name], elapsed / batch)
     return best
 
 
-def row(label: str, fmt: str, data: bytes, rounds: int) -> str:
+def row(label: str, fmt: str, data: bytes, rounds: int, implementations: list[str]) -> str:
     ours = lambda d: phpsession.decode_session(d, fmt)  # noqa: E731
-    best = best_times({"ours": ours, "theirs": BASELINES[fmt]}, data, rounds)
-    mbs = {k: len(data) / v / 1e6 for k, v in best.items()}
-    return (f"| {label} | {fmt} | {len(data):,} | {best['ours'] * 1e6:,.0f} | {mbs['ours']:.1f} "
-            f"| {1 / best['ours']:,.0f} | {best['theirs'] * 1e6:,.0f} | {mbs['theirs']:.1f} "
-            f"| {best['theirs'] / best['ours']:.1f}x |")
+    candidates = {name: (name, ours) for name in implementations}
+    candidates["phpserialize"] = (None, BASELINES[fmt])
+    best = best_times(candidates, data, rounds)
+    cells = [label, fmt, f"{len(data):,}"]
+    for name in candidates:
+        cells += [f"{best[name] * 1e6:,.0f}", f"{len(data) / best[name] / 1e6:.1f}"]
+    cells += [f"{best['phpserialize'] / best[name]:.1f}x" for name in implementations]
+    return "| " + " | ".join(cells) + " |"
+
+
+def header(implementations: list[str]) -> str:
+    names = [LABELS[n] for n in implementations] + ["phpserialize"]
+    cells = ["session", "format", "bytes"]
+    for name in names:
+        cells += [f"{name} µs", f"{name} MB/s"]
+    cells += [f"{LABELS[n]} speedup" for n in implementations]
+    align = ["---", "---"] + ["---:"] * (len(cells) - 2)
+    return "| " + " | ".join(cells) + " |\n|" + "|".join(align) + "|"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--impl", choices=("c", "python", "both"), default="both")
     args = parser.parse_args(argv)
+    wanted = ("c", "python") if args.impl == "both" else (args.impl,)
+    implementations = phpvectors.available(wanted)
+    if not implementations:
+        parser.error("the C parser (bridge._phpparse) was not built")
     generated = phpvectors.run(SESSIONS, list(TARGETS.values()))
-    print("| session | format | bytes | ours µs | ours MB/s | ours decodes/s "
-          "| phpserialize µs | phpserialize MB/s | speedup |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"bridge.phpsession decodes with: {LABELS[phpsession.IMPLEMENTATION]} "
+          f"(IMPLEMENTATION = {phpsession.IMPLEMENTATION!r}); measured: "
+          f"{', '.join(LABELS[n] for n in implementations)}; best of {args.rounds} rounds\n")
+    print(header(implementations))
     for label, target in TARGETS.items():
         for fmt, encoded in generated[str(target)].items():
             data = phpvectors.unb64(encoded)
             assert phpsession.decode_session(data, "auto")[0] == fmt
-            print(row(label, fmt, data, args.rounds), flush=True)
+            print(row(label, fmt, data, args.rounds, implementations), flush=True)
     return 0
 
 

@@ -1,4 +1,5 @@
-"""Mutation fuzzer for bridge.phpsession: only SessionDecodeError may ever escape.
+"""Mutation fuzzer for bridge.phpsession: only SessionDecodeError may ever escape,
+and its parsers must agree on every input.
 
     python fuzz/fuzz_phpsession.py --runs 1000000 [--jobs N] [--seed S]
 
@@ -6,14 +7,21 @@ Seeds are sessions and values written by php-cli (every handler, objects,
 references, enums, Serializable, floats, UTF-8) plus hand-written hostile
 fragments. Each input is a seed mutated a few times (byte flips, grammar
 tokens, number swaps, splices, truncation, repetition) and is decoded as
-``auto`` and as every format, and by ``unserialize``. Whatever decodes must
-render through ``to_json`` to something ``json.dumps`` accepts and survive
-``lookup``/``php_str``, and the parser's one-match-per-element fast path must
-decode exactly like its general path. Any other exception, an internal error
-the decoder wrapped into SessionDecodeError, or an input taking over a second
-is a failure: it is printed (base64) and saved under ``--crash-dir``. Inputs
-that decode are sometimes kept as new seeds (a crude coverage proxy); half of
-the parents are always original seeds, so the corpus cannot drift to trivia.
+``auto`` and as every format, and by ``unserialize`` (usually with the
+default ``max_depth``, sometimes with a cap of 1 to 5), by each parser: the C
+extension (when built), the pure-Python one, and the pure-Python one
+without its one-match-per-element fast path. They must return the same
+value (compared in canonical form: types, bytes, object identities) or raise
+SessionDecodeError with the same message; a difference is a mismatch.
+Whatever decodes must render through ``to_json`` to something ``json.dumps``
+accepts and survive ``lookup``/``php_str``. Any other exception, an internal
+error the decoder wrapped into SessionDecodeError, or an input taking over a
+second is a failure. Failures and mismatches are printed (base64) and saved
+under ``--crash-dir``. At the end each worker replays its final corpus a few
+times and reports how much its resident memory grew meanwhile: nothing is
+kept across inputs, so a leak in the C parser would show there. Inputs that
+decode are sometimes kept as new seeds (a crude coverage proxy); half of the
+parents are always original seeds, so the corpus cannot drift to trivia.
 """
 
 from __future__ import annotations
@@ -23,7 +31,6 @@ import base64
 import json
 import os
 import random
-import re
 import sys
 import tempfile
 import time
@@ -35,11 +42,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge import phpsession  # noqa: E402
+from tests.phpvectors import available, canon, using  # noqa: E402
 
 FORMATS = ("auto",) + phpsession.FORMATS
-FAST = phpsession._PAIR
-NEVER = re.compile(rb"(?!)")  # disables the fast path: every element takes the general one
+PARSERS = available()  # "c" (when built), "python", "general" (no fast path)
 SLOW_SECONDS = 1.0
+DEPTHS = (phpsession.MAX_DEPTH,) * 4 + (1, 2, 3, 5)  # small caps test the depth boundaries
 CORPUS_LIMIT = 2000
 
 PHP_SEEDS = r"""
@@ -140,42 +148,50 @@ def _swap_number(rng: random.Random, buf: bytearray, pos: int) -> None:
     buf[pos:end] = rng.choice(NUMBERS)
 
 
-class FastPathDiffers(AssertionError):
-    """The one-match-per-element fast path and the general path disagree."""
+class ParsersDiffer(AssertionError):
+    """Two parsers decoded one input differently."""
 
 
-def decode_both_ways(data: bytes, fmt: str):
-    """decode_session with and without the ``_PAIR`` fast path; both must agree."""
-    from tests.phpvectors import canon
-
-    results = []
-    for pair in (phpsession._PAIR, NEVER):
-        phpsession._PAIR = pair
-        try:
-            results.append(phpsession.decode_session(data, fmt))
-        except phpsession.SessionDecodeError as exc:
-            if exc.__cause__ is not None:  # an internal error, wrapped: a decoder bug
-                raise
-            results.append(exc)
-        finally:
-            phpsession._PAIR = FAST
-    fast, slow = results
-    if isinstance(fast, Exception) or isinstance(slow, Exception):
-        if type(fast) is not type(slow):
-            raise FastPathDiffers(f"{fmt}: fast {fast!r} vs general {slow!r}")
-        raise fast
-    if fast[0] != slow[0] or canon(fast[1]) != canon(slow[1]):
-        raise FastPathDiffers(f"{fmt}: fast and general paths decode differently")
-    return fast
+def _outcome(decode, data: bytes, fmt: str | None, max_depth: int):
+    """("ok", result, its canonical form) or ("error", message); internal errors raise."""
+    try:
+        if fmt is None:
+            result = decode(data, max_depth=max_depth)
+        else:
+            result = decode(data, fmt, max_depth=max_depth)
+    except phpsession.SessionDecodeError as exc:
+        if exc.__cause__ is not None:  # an internal error, wrapped: a decoder bug
+            raise
+        return "error", str(exc)
+    shown = (result[0], canon(result[1])) if fmt is not None else canon(result)
+    return "ok", result, shown
 
 
-def exercise(data: bytes) -> bool:
+def decode_every_way(data: bytes, fmt: str | None, max_depth: int = phpsession.MAX_DEPTH):
+    """decode_session(data, fmt) (or unserialize for None) by every parser; all must agree.
+    Returns the first parser's result; raises its SessionDecodeError."""
+    decode = phpsession.unserialize if fmt is None else phpsession.decode_session
+    outcomes = {}
+    for name in PARSERS:
+        with using(name):
+            outcomes[name] = _outcome(decode, data, fmt, max_depth)
+    first, *others = outcomes.values()
+    for name, other in zip(PARSERS[1:], others, strict=True):
+        if first[0] != other[0] or first[-1] != other[-1]:
+            raise ParsersDiffer(f"{fmt}: {PARSERS[0]} {first[-1]!r:.300} vs {name} "
+                                f"{other[-1]!r:.300}")
+    if first[0] == "error":
+        raise phpsession.SessionDecodeError(first[1])
+    return first[1]
+
+
+def exercise(data: bytes, max_depth: int = phpsession.MAX_DEPTH) -> bool:
     """Decode ``data`` every way; raise on anything but SessionDecodeError. True if any
     format decoded it."""
     decoded = False
     for fmt in FORMATS:
         try:
-            _, variables = decode_both_ways(data, fmt)
+            _, variables = decode_every_way(data, fmt, max_depth)
         except phpsession.SessionDecodeError:
             continue
         decoded = True
@@ -188,38 +204,76 @@ def exercise(data: bytes) -> bool:
                 except KeyError:
                     pass
     try:
-        json.dumps(phpsession.to_json(phpsession.unserialize(data)))
-    except phpsession.SessionDecodeError as exc:
-        if exc.__cause__ is not None:
-            raise
+        json.dumps(phpsession.to_json(decode_every_way(data, None, max_depth)))
+    except phpsession.SessionDecodeError:
+        pass
     return decoded
 
 
 def worker(job: int, runs: int, seed: int, seeds: list[bytes], crash_dir: str) -> dict:
     rng = random.Random(seed * 1000 + job)
     corpus = list(seeds)
-    stats = {"inputs": 0, "bytes": 0, "decoded": 0, "failures": 0, "slow": 0,
+    stats = {"inputs": 0, "bytes": 0, "decoded": 0, "failures": 0, "mismatches": 0, "slow": 0,
              "max_seconds": 0.0}
     for _ in range(runs):
         parent = rng.choice(seeds if rng.random() < 0.5 else corpus)
         data = mutate(rng, parent, corpus)
-        started = time.perf_counter()
-        try:
-            if exercise(data):
-                stats["decoded"] += 1
-                if len(corpus) < CORPUS_LIMIT and rng.random() < 0.05 and 8 <= len(data) < 8192:
-                    corpus.append(data)
-        except Exception:  # noqa: BLE001 - that is what we are looking for
-            stats["failures"] += 1
-            _report(data, traceback.format_exc(), crash_dir)
-        elapsed = time.perf_counter() - started
-        stats["max_seconds"] = max(stats["max_seconds"], elapsed)
-        if elapsed > SLOW_SECONDS:
-            stats["slow"] += 1
-            _report(data, f"slow: {elapsed:.2f} s", crash_dir)
-        stats["inputs"] += 1
-        stats["bytes"] += len(data)
+        max_depth = rng.choice(DEPTHS)
+        if _one_input(data, max_depth, stats, crash_dir) and len(corpus) < CORPUS_LIMIT \
+                and rng.random() < 0.05 and 8 <= len(data) < 8192:
+            corpus.append(data)
+    stats["rss_growth_kb"] = _replay_growth_kb(corpus)
     return stats
+
+
+def _replay_growth_kb(corpus: list[bytes], rounds: int = 5) -> int:
+    """Resident memory growth over ``rounds`` replays of ``corpus``, after one warm-up."""
+    for data in corpus:
+        _quietly(exercise, data)
+    before = _rss_kb()
+    for _ in range(rounds):
+        for data in corpus:
+            _quietly(exercise, data)
+    return _rss_kb() - before
+
+
+def _quietly(function, data: bytes) -> None:
+    try:
+        function(data)
+    except Exception:  # noqa: BLE001 - already counted and reported in the main loop
+        pass
+
+
+def _one_input(data: bytes, max_depth: int, stats: dict, crash_dir: str) -> bool:
+    """Exercise one input, counting what happened in ``stats``; True if it decoded."""
+    started = time.perf_counter()
+    decoded = False
+    try:
+        decoded = exercise(data, max_depth)
+        stats["decoded"] += decoded
+    except ParsersDiffer:
+        stats["mismatches"] += 1
+        _report(data, f"MISMATCH (max_depth {max_depth}) {traceback.format_exc()}", crash_dir)
+    except Exception:  # noqa: BLE001 - that is what we are looking for
+        stats["failures"] += 1
+        _report(data, f"(max_depth {max_depth}) {traceback.format_exc()}", crash_dir)
+    elapsed = time.perf_counter() - started
+    stats["max_seconds"] = max(stats["max_seconds"], elapsed)
+    if elapsed > SLOW_SECONDS:
+        stats["slow"] += 1
+        _report(data, f"slow: {elapsed:.2f} s", crash_dir)
+    stats["inputs"] += 1
+    stats["bytes"] += len(data)
+    return decoded
+
+
+def _rss_kb() -> int:
+    """Resident memory of this process in KiB (Linux), 0 where unknown."""
+    try:
+        pages = int(Path("/proc/self/statm").read_text().split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+    return pages * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
 def _report(data: bytes, what: str, crash_dir: str) -> None:
@@ -244,13 +298,15 @@ def main(argv=None) -> int:
     with ProcessPoolExecutor(args.jobs) as pool:
         results = list(pool.map(worker, range(args.jobs), share, [args.seed] * args.jobs,
                                 [seeds] * args.jobs, [args.crash_dir] * args.jobs))
-    keys = ("inputs", "bytes", "decoded", "failures", "slow")
+    keys = ("inputs", "bytes", "decoded", "failures", "mismatches", "slow")
     total = {key: sum(r[key] for r in results) for key in keys}
+    total["parsers"] = list(PARSERS)
     total["max_seconds"] = round(max(r["max_seconds"] for r in results), 3)
+    total["rss_growth_kb"] = [r["rss_growth_kb"] for r in results]
     total["seconds"] = round(time.perf_counter() - started, 1)
     total["seed"] = args.seed
     print(json.dumps(total))
-    return 1 if total["failures"] or total["slow"] else 0
+    return 1 if total["failures"] or total["mismatches"] or total["slow"] else 0
 
 
 if __name__ == "__main__":

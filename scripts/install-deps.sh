@@ -18,6 +18,12 @@ need_cmd chromium chromium
 need_cmd chromedriver chromium-driver
 need_cmd docker-compose docker-compose
 "$python" -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
+# The decoder's C extension (without these it falls back to pure Python, 10x slower).
+need_cmd gcc gcc
+need_pkg libc6-dev
+"$python" -c 'import os, sys, sysconfig
+sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+  || missing+=(python3-dev)
 
 if [ ${#missing[@]} -gt 0 ]; then
   echo "installing: ${missing[*]}"

@@ -12,6 +12,11 @@ the IEEE double]`` (``"NAN"`` for any NaN), ``["s", base64]``, ``["a",
 ``["ref", n]`` when it appears again, ``["E", class, case]``, ``["C", class,
 base64 payload]``; class and case names are base64 too. php-cli is required:
 without it these helpers fail loudly.
+
+bridge.phpsession has two parsers, the C extension and the pure-Python
+reference; test modules import the autouse :func:`implementation` fixture so
+that each of their tests runs against both (the C one is skipped when it was
+not built), and :func:`using` switches between them inside a test.
 """
 
 from __future__ import annotations
@@ -20,11 +25,15 @@ import base64
 import json
 import math
 import os
+import re
 import struct
 import subprocess
 import tempfile
+from contextlib import contextmanager
 
-from bridge import phpsession
+import pytest
+
+from bridge import phpparse, phpsession
 
 HANDLERS = ("php", "php_binary", "php_serialize")
 
@@ -218,3 +227,35 @@ def canon_key(key):
 
 def _b64text(text: str) -> str:
     return b64(text.encode("utf-8", "surrogateescape"))
+
+
+IMPLEMENTATIONS = ("c", "python")
+NEVER = re.compile(rb"(?!)")  # a PAIR that never matches: every element takes the general path
+
+
+@contextmanager
+def using(name: str):
+    """bridge.phpsession decodes with ``name``: ``"c"``, ``"python"``, or ``"general"``
+    (pure Python without its one-match-per-element fast path)."""
+    saved = phpsession.accelerator, phpparse.PAIR
+    if name == "c" and phpsession._phpparse is None:
+        pytest.skip("bridge._phpparse (the C parser) was not built")
+    phpsession.accelerator = phpsession._phpparse if name == "c" else None
+    if name == "general":
+        phpparse.PAIR = NEVER
+    try:
+        yield name
+    finally:
+        phpsession.accelerator, phpparse.PAIR = saved
+
+
+def available(names=("c", "python", "general")) -> list[str]:
+    """The implementations among ``names`` that can run here (``c`` only when built)."""
+    return [n for n in names if n != "c" or phpsession._phpparse is not None]
+
+
+@pytest.fixture(params=IMPLEMENTATIONS, autouse=True)
+def implementation(request):
+    """Runs the test once per parser (import this fixture into a test module)."""
+    with using(request.param):
+        yield request.param

@@ -107,7 +107,7 @@ class Clients:
     def close(self):
         for conn in self.open:
             try:
-                conn.client.disconnect()
+                conn.client.shutdown()  # also stops a reconnection in progress
             except Exception:
                 pass
         self.open.clear()

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
+import subprocess
 import sys
 
 import pytest
@@ -18,6 +20,7 @@ import pytest
 from bridge import phpsession
 from bridge.phpsession import PHPCustom, PHPEnum, PHPObject, SessionDecodeError
 from tests import phpvectors
+from tests.phpvectors import implementation  # noqa: F401 - autouse: both parsers
 
 SETUP = r"""
 class Base { private $secret = 'b'; protected $prot = 'p'; public $pub = 1; }
@@ -372,3 +375,31 @@ def test_php_str_prints_floats_like_php_echo():
     for data, text in printed:
         value = phpsession.unserialize(phpvectors.unb64(data))
         assert phpsession.php_str(value) == text, (value, text)
+
+
+# -- the two parsers --------------------------------------------------------------------
+
+
+def test_the_c_parser_is_used_when_built():
+    if phpsession._phpparse is None:
+        pytest.skip("bridge._phpparse (the C parser) was not built")
+    if not os.environ.get("SESSION_BRIDGE_PURE_PYTHON"):
+        assert phpsession.IMPLEMENTATION == "c"
+
+
+@pytest.mark.parametrize("pure, expected", [("1", "python"), ("", None)])
+def test_environment_forces_the_pure_python_parser(pure, expected):
+    env = {**os.environ, "SESSION_BRIDGE_PURE_PYTHON": pure}
+    code = "from bridge import phpsession; print(phpsession.IMPLEMENTATION)"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                         text=True, check=True, timeout=60).stdout.strip()
+    built = phpsession._phpparse is not None
+    assert out == (expected or ("c" if built else "python"))
+
+
+def test_public_api_is_reexported():
+    for name in ("decode_session", "unserialize", "lookup", "php_str", "php_float_text",
+                 "to_json", "SessionDecodeError", "PHPObject", "PHPEnum", "PHPCustom",
+                 "plain_props", "MAX_BYTES", "MAX_DEPTH", "FORMATS"):
+        assert hasattr(phpsession, name), name
+    assert issubclass(SessionDecodeError, ValueError)

@@ -4,21 +4,25 @@ PHP itself is the judge wherever it can be: small hand-written inputs go to
 ``unserialize()``, truncated and mutated real sessions to ``session_decode()``.
 Each place the decoder knowingly differs from PHP is listed (``STRICTER``:
 PHP accepts, the decoder refuses; ``LOOSER``: the other way round) and
-matches the module docstring of bridge.phpsession.
+matches the module docstring of bridge.phpsession. Every test runs against
+both parsers (the ``implementation`` fixture), which must also agree with
+each other on every input, error messages included.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import random
-import re
 import time
+import tracemalloc
 
 import pytest
 
 from bridge import phpsession
 from bridge.phpsession import SessionDecodeError
 from tests import phpvectors
+from tests.phpvectors import implementation  # noqa: F401 - autouse: both parsers
 from tests.test_phpsession import SETUP
 
 SAME = [
@@ -51,7 +55,7 @@ SAME = [
     b'O:8:"stdClass":0:{', b'O:9:"NoSuchCls":0:{}', b'O:8:"stdClass":1:{i:5;i:1;}',
     b'O:8:"stdClass":1:{N;i:1;}', b'O:8:"stdClass":1:{s:1:"a";i:1;', b'O:8:"stdClass"0:{}',
     b'O:3:"Unk":1:{s:11:"\x00Unk\x00secret";s:1:"x";}', b'O:1:"1":0:{}',
-    b'O:8:"stdClass":1:{s:1:"a";r:1;}',
+    b'O:8:"stdClass":1:{s:1:"a";r:1;}', b'O:8:"stdClass":-99999999999999999999:{}',
     # enums, Serializable
     b'E:11:"Suit:Hearts";', b'E:10:"SuitHearts";', b'E:0:"";', b'E:11:"Suit:Hearts"',
     b'E:12:"Suit:Hearts";', b'C:6:"Legacy":6:{a:0:{}}', b'C:6:"Legacy":7:{a:0:{}}',
@@ -72,6 +76,7 @@ VERDICT_ONLY = [  # PHP turns these into plain objects of the class; the decoder
 
 STRICTER = [  # PHP accepts (with a warning or silently); the decoder refuses
     b"i:9223372036854775808;", b"i:-9223372036854775809;", b"i:99999999999999999999999;",
+    b"i:-99999999999999999999;",
     b"a:2:{i:0;i:1;i:0;i:2;}", b'a:2:{s:1:"5";i:1;i:5;i:2;}',
     b'O:8:"stdClass":2:{s:1:"a";i:1;s:1:"a";i:2;}', b's:000000000000000000000003:"abc";',
 ]
@@ -320,11 +325,67 @@ def test_nested_custom_payloads_are_parsed_in_linear_time():
 
 
 @pytest.mark.parametrize("handler", phpvectors.HANDLERS)
-def test_fast_path_decodes_like_the_general_path(judged, handler, monkeypatch):
-    """The one-match-per-element fast path is an optimisation only."""
+def test_parsers_agree_on_every_mutant(judged, handler):
+    """This parser gives what the pure-Python one gives without its one-match-per-element
+    fast path: the same value, or the same error message."""
     for data, _ in judged[handler]:
-        fast = _decode(data, handler)[0]
-        with monkeypatch.context() as patch:
-            patch.setattr(phpsession, "_PAIR", re.compile(rb"(?!)"))  # never matches
-            general = _decode(data, handler)[0]
-        assert fast == general, data
+        ours = _decode(data, handler)
+        with phpvectors.using("general"):
+            general = _decode(data, handler)
+        assert ours == general, data
+
+
+def test_nested_custom_payloads_beyond_the_default_depth():
+    """The C parser keeps C: payloads on its own stack: no C recursion, any depth.
+    (The pure-Python one recurses per payload level, so with a raised max_depth
+    it may stop at Python's recursion limit: an internal decoder error.)"""
+    if phpsession.accelerator is None:
+        pytest.skip("the pure-Python parser recurses per C: payload level")
+    inner = b"N;"
+    for _ in range(20_000):
+        inner = b'C:1:"A":%d:{%s}' % (len(inner), inner)
+    value = phpsession.unserialize(b"a:2:{i:0;" + inner + b"i:1;R:20002;}", max_depth=10**6)
+    assert value[1] is None  # slot 20002: the null at the bottom of the payloads
+    assert phpsession.unserialize(inner + b"trailing", max_depth=1).payload[:2] == b"C:"
+
+
+LEAK_CASES = SAME + STRICTER + LOOSER + VERDICT_ONLY + [
+    b"a:1:{i:0;R:1;}", b'O:8:"stdClass":1:{s:1:"s";r:1;}', b'x|a:1:{i:0;R:1;}y|r:1;',
+    b'a:2:{i:0;O:1:"A":0:{}i:1;C:1:"B":18:{a:1:{i:0;r:2;}}}',  # payload refers out
+    b'a:2:{i:0;C:1:"B":14:{a:2:{i:0;N;}}i:1;R:3;}',            # payload fails: undone
+    b'x|C:1:"A":28:{a:1:{i:0;O:1:"B":1:{i:0;i:1;}}}y|i:1;',     # payload inside a session
+    b"x|" + b"a:1:{i:0;" * 200 + b"N;" + b"}" * 200,            # too deep
+    b"\x05hello" + b'a:1:{s:1:"k";S:1:"\\41";}', b"a:0:{}", b'a:1:{s:1:"5";d:0.5;}',
+]
+
+
+def _decode_all(cases) -> None:
+    for data in cases:
+        for fmt in ("auto", "php", "php_binary", "php_serialize"):
+            try:
+                phpsession.decode_session(data, fmt)
+            except SessionDecodeError:
+                pass
+        try:
+            phpsession.unserialize(data)
+        except SessionDecodeError:
+            pass
+
+
+def test_no_memory_leaks():
+    """Decoding, refusing and abandoning C: payloads leave nothing allocated behind."""
+    _decode_all(LEAK_CASES)
+    gc.collect()
+    tracemalloc.start()
+    try:
+        _decode_all(LEAK_CASES)
+        gc.collect()
+        before = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            _decode_all(LEAK_CASES)
+        gc.collect()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    # Measured: 0 bytes. Leaking one small object per S: string or C: payload gives ~6 KB.
+    assert grown < 1024, grown
