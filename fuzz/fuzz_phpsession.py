@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bridge import phpsession  # noqa: E402
-from tests.phpvectors import available, canon, using  # noqa: E402
+from tests.phpvectors import PHP_CLASSES, available, canon, using  # noqa: E402
 
 FORMATS = ("auto",) + phpsession.FORMATS
 PARSERS = available()  # "c" (when built), "python", "general" (no fast path)
@@ -50,15 +50,7 @@ SLOW_SECONDS = 1.0
 DEPTHS = (phpsession.MAX_DEPTH,) * 4 + (1, 2, 3, 5)  # small caps test the depth boundaries
 CORPUS_LIMIT = 2000
 
-PHP_SEEDS = r"""
-class Base { private $secret = 'b'; protected $prot = 'p'; public $pub = 1; }
-class Child extends Base { private $secret = 'c'; }
-class Legacy implements Serializable {
-    public $data;
-    function __construct($data = null) { $this->data = $data; }
-    function serialize() { return serialize($this->data); }
-    function unserialize($s) { $this->data = unserialize($s); }
-}
+PHP_SEEDS = PHP_CLASSES + r"""
 enum Suit: string { case Hearts = 'H'; }
 $o = new stdClass; $o->id = 9; $o->self = $o;
 $x = ['v' => 5]; $x['alias'] = &$x['v'];

@@ -137,6 +137,18 @@ ob_end_clean();
 echo json_encode($OUT, JSON_THROW_ON_ERROR);
 """
 
+# Classes with private, protected and Serializable state, shared by tests and the fuzzer.
+PHP_CLASSES = r"""
+class Base { private $secret = 'b'; protected $prot = 'p'; public $pub = 1; }
+class Child extends Base { private $secret = 'c'; }
+class Legacy implements Serializable {
+    public $data;
+    function __construct($data = null) { $this->data = $data; }
+    function serialize() { return serialize($this->data); }
+    function unserialize($s) { $this->data = unserialize($s); }
+}
+"""
+
 
 def run(code: str, payload=None, timeout: float = 120):
     """Run PHP ``code`` after the prelude; return the JSON value it put in ``$OUT``."""

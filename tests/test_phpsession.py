@@ -22,15 +22,7 @@ from bridge.phpsession import PHPCustom, PHPEnum, PHPObject, SessionDecodeError
 from tests import phpvectors
 from tests.phpvectors import implementation  # noqa: F401 - autouse: both parsers
 
-SETUP = r"""
-class Base { private $secret = 'b'; protected $prot = 'p'; public $pub = 1; }
-class Child extends Base { private $secret = 'c'; }
-class Legacy implements Serializable {
-    public $data;
-    function __construct($data = null) { $this->data = $data; }
-    function serialize() { return serialize($this->data); }
-    function unserialize($s) { $this->data = unserialize($s); }
-}
+SETUP = phpvectors.PHP_CLASSES + r"""
 class Magic {
     public $x = 1; public $o = null;
     function __serialize(): array { return ['x' => $this->x, 'o' => $this->o, 5 => 'five']; }

@@ -10,11 +10,7 @@ declare(strict_types=1);
 
 require __DIR__ . '/../src/bootstrap.php';
 
-require_method('POST');
-require_same_origin();
-if (!demo_has_session_cookie()) {
-    json_response(401, ['ok' => false, 'error' => 'not logged in']);
-}
+demo_require_session_post(401, 'not logged in');
 demo_session_start(form_return_path() === null);   // JSON callers: read only
 $sender = demo_current_user();
 if ($sender === null) {

@@ -9,11 +9,7 @@ declare(strict_types=1);
 
 require __DIR__ . '/../src/bootstrap.php';
 
-require_method('POST');
-require_same_origin();
-if (!demo_has_session_cookie()) {
-    json_response(400, ['ok' => false, 'error' => 'no session cookie']);
-}
+demo_require_session_post(400, 'no session cookie');
 
 demo_session_start();
 $old = session_id();

@@ -166,6 +166,19 @@ function demo_has_session_cookie(): bool
 }
 
 /**
+ * The common head of the POST endpoints that act on a session: POST only,
+ * same origin only, and a session cookie, else $status with $error as JSON.
+ */
+function demo_require_session_post(int $status, string $error): void
+{
+    require_method('POST');
+    require_same_origin();
+    if (!demo_has_session_cookie()) {
+        json_response($status, ['ok' => false, 'error' => $error]);
+    }
+}
+
+/**
  * Starts the session. With $readOnly the data is read and the session closed
  * at once: nothing is written and the Redis TTL is not touched.
  */
