@@ -245,10 +245,12 @@ def tune_for_many_sockets() -> None:
     """Process-wide settings measured in bench/RESULTS.md (each with what it bought)."""
     eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
     engineio.socket.Socket.schedule_ping = _schedule_ping_on_timer
-    # Tens of thousands of long-lived sockets are thousands of container
-    # objects: the default thresholds ran full collections in the middle of a
-    # fan-out (a 2.2 s stall at 10,000 sockets). Collect young objects less often.
-    gc.set_threshold(100_000, 50, 100)
+    # Everything imported so far lives as long as the process: keep it out of
+    # every future collection. The thresholds stay at their defaults: raising
+    # them removed a 2.2 s full collection from fan-outs to 10,000 sockets, but
+    # closed sockets are reference cycles that only a collection frees, and
+    # under churn RSS then grew by 13 MB a minute (see bench/RESULTS.md).
+    gc.freeze()
 
 
 def _schedule_ping_on_timer(sock) -> None:
