@@ -57,6 +57,8 @@ class Daemon:
         self.ready_sent = False
         self.draining = False
         self._threads = []
+        self._hup = False
+        self._status = ""  # the last STATUS= sent to systemd
 
     # --- start ---
 
@@ -188,16 +190,17 @@ class Daemon:
             eventlet.sleep(TICK_SECONDS)
 
     def on_tick(self) -> None:
-        if getattr(self, "_hup", False):
+        if self._hup:
             self._hup = False
             log.info("SIGHUP received: nothing to reload; restart to apply new settings")
         if not self.ready_sent and self._live():
             self.ready_sent = True
             self.notifier.ready(f"serving on port {self.listener.getsockname()[1]}")
             log.info("ready")
-        if self.ready_sent and self.notifier.enabled:
-            self.notifier.status(f"{len(self.registry)} sockets; sessions watched by "
-                                 f"{self.watch.mode}")
+        status = f"{len(self.registry)} sockets; sessions watched by {self.watch.mode}"
+        if self.ready_sent and self.notifier.enabled and status != self._status:
+            self._status = status
+            self.notifier.status(status)
 
     # --- stop ---
 
