@@ -101,8 +101,10 @@ class SessionWatch:
     def _run_once(self) -> None:
         problem = enable_notifications(self.client, self.may_configure)
         self._set_mode(TIMER if problem else KEYSPACE, problem)
-        if self.outage.recovered():
+        if self.outage.recovered() and self.mode == TIMER:
             self.sweep()  # catch the sessions that ended while Redis was away
+        # (In keyspace mode _listen subscribes every open session again, and
+        # each subscription's confirmation re-reads its session: the same sweep.)
         if self.mode == KEYSPACE:
             self._listen()
         else:
@@ -121,8 +123,8 @@ class SessionWatch:
 
     def _poll(self) -> None:
         self.live = True
-        self._changes.clear()
         while self.running:
+            self._changes.clear()  # the timer reads the registry; nothing to subscribe
             self.sleep(min(self.revalidate_seconds, 0.5))
             if time.monotonic() - self._last_sweep >= self.revalidate_seconds:
                 self.sweep()
