@@ -111,12 +111,16 @@ def daemon_at(rev: str, argv: list[str]) -> None:
 #                        count, RSS) to dir (BENCH_TRACE_FRAMES frames, default 30)
 #   BENCH_GC_DEFAULTS=1  gc.set_threshold becomes a no-op: the daemon keeps Python's
 #                        default thresholds (to measure what its own setting buys)
+#   BENCH_GC_THRESHOLDS=a,b,c  gc.set_threshold(a, b, c) before the daemon starts (a
+#                        daemon that sets its own thresholds overrides this)
 #   BENCH_GC_LOG=path    every collection of 20 ms or more appended to path as a JSON
 #                        line (time, generation, seconds, objects collected)
 # Run by `python -c`, so '' (the work tree) leaves sys.path first.
 EXP_LAUNCHER = """
 import gc, json, os, signal, sys, time
 sys.path[:] = [p for p in sys.path if p not in ('', os.getcwd())]
+if os.environ.get('BENCH_GC_THRESHOLDS'):
+    gc.set_threshold(*map(int, os.environ['BENCH_GC_THRESHOLDS'].split(',')))
 if os.environ.get('BENCH_GC_DEFAULTS') == '1':
     gc.set_threshold = lambda *args: None
 if os.environ.get('BENCH_GC_LOG'):
