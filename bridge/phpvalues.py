@@ -9,6 +9,7 @@ looked up or instantiated from them.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from reprlib import recursive_repr
 
@@ -42,46 +43,20 @@ class PHPObject:
         return f"PHPObject({self.class_name!r}, {self.props!r})"
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class PHPEnum:
     """A PHP 8.1 enum case (``E:``); the backing value is not serialized."""
 
-    __slots__ = ("class_name", "case")
-
-    def __init__(self, class_name: str, case: str):
-        self.class_name = class_name
-        self.case = case
-
-    def __eq__(self, other):
-        if not isinstance(other, PHPEnum):
-            return NotImplemented
-        return (self.class_name, self.case) == (other.class_name, other.case)
-
-    def __hash__(self):
-        return hash((PHPEnum, self.class_name, self.case))
-
-    def __repr__(self):
-        return f"PHPEnum({self.class_name!r}, {self.case!r})"
+    class_name: str
+    case: str
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
 class PHPCustom:
     """An object written by ``Serializable::serialize()`` (``C:``): opaque payload."""
 
-    __slots__ = ("class_name", "payload")
-
-    def __init__(self, class_name: str, payload: bytes):
-        self.class_name = class_name
-        self.payload = payload
-
-    def __eq__(self, other):
-        if not isinstance(other, PHPCustom):
-            return NotImplemented
-        return (self.class_name, self.payload) == (other.class_name, other.payload)
-
-    def __hash__(self):
-        return hash((PHPCustom, self.class_name, self.payload))
-
-    def __repr__(self):
-        return f"PHPCustom({self.class_name!r}, {self.payload!r})"
+    class_name: str
+    payload: bytes
 
 
 OBJECT_TYPES = (PHPObject, PHPEnum, PHPCustom)
