@@ -29,8 +29,9 @@ function unknownId(i) {
   return crypto.createHash('md5').update(`unknown-session:${i}:${process.pid}`).digest('hex');
 }
 
-function open(url, transport, cookie) {
+function open(url, transport, cookie, source) {
   return io(url, {
+    ...(source ? { localAddress: source } : {}),
     transports: transport === 'websocket' ? ['websocket'] : ['polling', 'websocket'],
     forceNew: true,
     reconnection: false,
@@ -42,10 +43,10 @@ function open(url, transport, cookie) {
 // One connect attempt. Authorized: resolves at `connect` (and, for polling,
 // once the transport has been upgraded to websocket), then closes the socket.
 // Refused: resolves at `connect_error` with its message.
-function attempt(url, transport, cookie, expectRefusal) {
+function attempt(url, transport, cookie, expectRefusal, source) {
   return new Promise((resolve) => {
     const started = now();
-    const socket = open(url, transport, cookie);
+    const socket = open(url, transport, cookie, source);
     let connectedAt = null;
     const timer = setTimeout(() => finish({ error: 'timeout' }), 30000);
     function finish(outcome) {
@@ -91,7 +92,7 @@ async function connectLoop(cmd) {
       let cookie = sessionId(k % pool);
       if (mode === 'nocookie') cookie = null;
       else if (mode === 'unknown') cookie = unknownId(k);
-      const outcome = await attempt(url, transport, cookie, mode !== 'auth');
+      const outcome = await attempt(url, transport, cookie, mode !== 'auth', cmd.source);
       if (outcome.error) {
         errors[outcome.error] = (errors[outcome.error] || 0) + 1;
       } else {

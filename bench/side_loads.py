@@ -2,7 +2,7 @@
 """Side loads: the daemon's cost under unrelated Redis writes, and flood isolation.
 
     python bench/side_loads.py writes      # A: 10,000 idle sockets, then 5,000 SET/s (~15 min)
-    python bench/side_loads.py flood       # B: 127.0.0.1 floods, 127.0.0.2 connects (~5 min)
+    python bench/side_loads.py flood       # B: 127.0.0.3 floods, 127.0.0.2 connects (~5 min)
     python bench/side_loads.py writes --servers daemon --runs 1 --window 10   # quicker
     python bench/side_loads.py memory      # tracemalloc: idle-socket memory by allocation site
     python bench/side_loads.py daemon-at REV [serve flags]   # the daemon of a commit
@@ -43,7 +43,7 @@ sessions/s per address). A probe process connects from 127.0.0.2 (bound
 source address, websocket-client): TCP connect, Engine.IO open, ``40``,
 wait for the ``40{...}`` answer, close; ``--probes`` connects, one every
 ``--probe-interval`` s (below the per-address limit). The probe runs
-unloaded, then while the generator floods from 127.0.0.1 (``connect_loop``,
+unloaded, then while the generator floods from 127.0.0.3 (``connect_loop``,
 50 concurrent connectors, ``unknown`` session cookies, then authorized
 ones). Reported: the probe's p50/p99 and the ratio to unloaded, the flood's
 attempts and how many were refused ``rate_limited`` (the daemon's
@@ -658,6 +658,9 @@ def flood_main(argv: list[str]) -> int:
     p.add_argument("--floods", default="unknown,auth",
                    help="loadgen connect_loop modes of the flood (unknown, nocookie, auth)")
     p.add_argument("--concurrency", type=int, default=50)
+    p.add_argument("--flood-source", default="127.0.0.3",
+                   help="the flood's source address (127.0.0.1 counts as a local proxy, "
+                        "limited per X-Forwarded-For instead of at accept)")
     p.add_argument("--no-nice", action="store_true")
     p.add_argument("--profile", action="append", default=[], metavar="MODE",
                    help="py-spy the daemon during the flood of this mode (skews its CPU)")
@@ -671,7 +674,7 @@ def flood_main(argv: list[str]) -> int:
                                                          *argv]),
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "probes": args.probes,
                "probe_interval_s": args.probe_interval, "nice": not args.no_nice,
-               "concurrency": args.concurrency, "runs": []}
+               "concurrency": args.concurrency, "flood_source": args.flood_source, "runs": []}
     bench = Bench(pool + 200, nice_redis=not args.no_nice)
     try:
         for _ in range(args.runs):
@@ -743,7 +746,8 @@ def flood_phase(bench: Bench, server: run.Server, args, pool: int, mode: str | N
             try:
                 flood["result"] = bench.gen.call(
                     "connect_loop", url=flood_url, transport="websocket",
-                    concurrency=args.concurrency, duration=seconds, mode=mode, sessions=pool)
+                    concurrency=args.concurrency, duration=seconds, mode=mode, sessions=pool,
+                    source=args.flood_source)
             except Exception as exc:  # noqa: BLE001 - reported below
                 flood["error"] = repr(exc)
             flood["ended"] = time.monotonic()
@@ -804,7 +808,7 @@ def flood_report(results: dict) -> str:
     runs = results["runs"]
     phases = list(runs[0])
     unloaded = {q: med([r["unloaded"][f"probe_{q}_ms"] for r in runs]) for q in ("p50", "p99")}
-    lines = [f"### B. Probe from 127.0.0.2 while 127.0.0.1 floods (medians of {len(runs)} "
+    lines = [f"### B. Probe from 127.0.0.2 while {results.get('flood_source', '127.0.0.1')} floods (medians of {len(runs)} "
              f"runs, {results['probes']} probes each)", "", f"`{results['command']}`", "",
              "| phase | probe p50 | probe p99 | p99 / unloaded p99 | probe failures | "
              "flood attempts/s | flood attempts | refused rate_limited (share) | "

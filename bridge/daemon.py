@@ -25,6 +25,8 @@ import eventlet.websocket
 import eventlet.wsgi
 
 from bridge import components, logs, store
+from bridge.admission import GatedListener
+from bridge.auth import RATE_LIMITED
 from bridge.events import Relay
 from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
@@ -152,8 +154,11 @@ class Daemon:
     def serve(self) -> None:
         """Start accepting Socket.IO connections (after READY when Redis is up)."""
         self.on_tick()
+        gate = GatedListener(
+            self.listener, self.config.handshake_rate, pause=lambda: eventlet.sleep(0),
+            refused=lambda: self.metrics.connects.labels("refused", RATE_LIMITED).inc())
         self._threads.append(eventlet.spawn(
-            eventlet.wsgi.server, self.listener, self.sockets.wsgi_app(),
+            eventlet.wsgi.server, gate, self.sockets.wsgi_app(),
             max_size=MAX_CONNECTIONS, log_output=False, debug=False,
             protocol=SmallBufferProtocol))
 

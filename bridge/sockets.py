@@ -15,6 +15,7 @@ from collections.abc import Callable
 import socketio
 
 from bridge import logs
+from bridge.admission import LOCAL_PROXIES
 from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
 from bridge.events import Message
 from bridge.logs import session_tag
@@ -60,7 +61,7 @@ def client_address(environ: dict) -> str:
     """The peer address; behind a local proxy, the last X-Forwarded-For hop."""
     remote = environ.get("REMOTE_ADDR", "")
     forwarded = environ.get("HTTP_X_FORWARDED_FOR")
-    if forwarded and remote in ("127.0.0.1", "::1"):
+    if forwarded and remote in LOCAL_PROXIES:
         return forwarded.split(",")[-1].strip() or remote
     return remote
 

@@ -115,6 +115,46 @@ def test_flood_from_one_address_leaves_others_alone(php, redis_server, start_dae
     assert daemon.metric("bridge_connects_total", outcome="refused", reason="rate_limited") > 0
 
 
+def _http_attempt(port: int, source: str) -> str:
+    """One polling handshake from ``source``: "answered" (any HTTP reply) or "reset"."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5,
+                                      source_address=(source, 0)) as sock:
+            sock.sendall(b"GET /socket.io/?EIO=4&transport=polling HTTP/1.1\r\n"
+                         b"Host: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            reply = sock.recv(64)
+            return "answered" if reply.startswith(b"HTTP/1.1") else "reset"
+    except (ConnectionResetError, BrokenPipeError):
+        return "reset"
+
+
+def test_flooding_address_is_refused_at_accept(php, redis_server, start_daemon):
+    # 5 handshakes/s per address: 20 TCP connections/s at accept, burst 40.
+    daemon = start_daemon(redis_server, "--handshake-rate", "5")
+    started = time.monotonic()
+    outcomes = [_http_attempt(daemon.port, "127.0.0.3") for _ in range(150)]
+    elapsed = time.monotonic() - started
+    assert outcomes.count("answered") <= 40 + 20 * elapsed + 1, outcomes
+    assert outcomes.count("reset") >= 150 - (40 + 20 * elapsed + 1)
+    # Another address is served at once, a socket admitted end to end.
+    ws, reply = raw_socket(daemon, cookie_of(php.login("alice")), source="127.0.0.2")
+    assert reply.startswith('40{"sid"')
+    ws.close()
+    assert daemon.metric("bridge_connects_total", outcome="refused",
+                         reason="rate_limited") >= outcomes.count("reset")
+    # Said once, with the address, not once per refused connection.
+    lines = [line for line in daemon.log().splitlines() if "refused at accept" in line]
+    assert len(lines) == 1 and "127.0.0.3" in lines[0], lines
+
+
+def test_local_proxy_is_not_limited_at_accept(php, redis_server, start_daemon):
+    """All users come through a proxy on 127.0.0.1: it is limited per X-Forwarded-For."""
+    daemon = start_daemon(redis_server, "--handshake-rate", "5")
+    outcomes = [_http_attempt(daemon.port, "127.0.0.1") for _ in range(80)]
+    assert outcomes.count("reset") == 0
+    assert "refused at accept" not in daemon.log()
+
+
 def test_hostile_clients_are_dropped_and_others_served(php, daemon, clients):
     good = clients.connect(daemon.url, cookie_of(php.login("bob")))
     cookie = cookie_of(php.login("alice"))
