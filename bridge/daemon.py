@@ -24,7 +24,7 @@ import eventlet.hubs
 import eventlet.websocket
 import eventlet.wsgi
 
-from bridge import components, logs, store
+from bridge import components, logs, store, transport
 from bridge.admission import GatedListener
 from bridge.auth import RATE_LIMITED
 from bridge.events import Relay
@@ -74,7 +74,8 @@ class Daemon:
             limiter=HandshakeLimiter(c.handshake_rate), registry=self.registry,
             metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
             cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
-            websocket_compression=c.websocket_compression)
+            websocket_compression=c.websocket_compression,
+            websocket_loop=None if c.websocket_compression else EventletLoop())
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
             client=self._pubsub_client(), store=self.store, authenticator=authenticator,
@@ -233,25 +234,9 @@ class Daemon:
                                               "forced": self.force_exit}})
 
 
-def unmask(data: bytes, mask, length: int | None = None, offset: int = 0) -> bytes:
-    """eventlet's ``RFC6455WebSocket._apply_mask``, XOR-ing a frame in one go.
-
-    eventlet unmasks every client frame one byte at a time in Python; one
-    integer XOR does the same work in C.
-    """
-    length = len(data) if length is None else length
-    if length <= 0:
-        return b""
-    start = offset % 4
-    key = bytes(mask)[start:] + bytes(mask)[:start]
-    stream = (key * (length // 4 + 1))[:length]
-    value = int.from_bytes(data[:length], "little") ^ int.from_bytes(stream, "little")
-    return value.to_bytes(length, "little")
-
-
 def tune_for_many_sockets() -> None:
     """Process-wide settings measured in bench/RESULTS.md (each with what it bought)."""
-    eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
+    eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(transport.unmask)
     engineio.socket.Socket.schedule_ping = _schedule_ping_on_timer
     # Everything imported so far lives as long as the process: keep it out of
     # every future collection. The thresholds stay at their defaults: raising
@@ -279,14 +264,73 @@ def _ping(sock) -> None:
 
 
 class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's HTTP protocol with 2 KiB buffers (8/16 KiB by default).
+    """eventlet's HTTP protocol with 2 KiB buffers (8/16 KiB by default), that
+    lets go of a connection the websocket transport took over.
 
-    Each idle websocket keeps its connection's buffers for life; Engine.IO
-    frames are small. 6.7 KB less per socket.
+    Each websocket of eventlet's own (with compression on) keeps its
+    connection's buffers for life; Engine.IO frames are small. 6.7 KB less
+    per socket.
     """
 
     rbufsize = 2048
     wbufsize = 2048
+
+    def finish(self):
+        if not getattr(self, "environ", {}).get(transport.DETACHED):
+            super().finish()
+            return
+        try:  # the buffers go, the connection stays with the transport
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.wfile.close()
+        self.rfile.close()
+        self.conn_state[1] = _HANDED_OVER  # eventlet.wsgi closes this one instead
+
+
+class _HandedOver:
+    """Stands in for a connection eventlet.wsgi no longer owns."""
+
+    def shutdown(self, how=None):
+        pass
+
+    def close(self):
+        pass
+
+
+_HANDED_OVER = _HandedOver()
+
+
+class EventletLoop:
+    """``transport.Loop`` on eventlet's hub."""
+
+    def __init__(self):
+        self.hub = eventlet.hubs.get_hub()
+
+    def on_readable(self, fileno: int, callback):
+        return self.hub.add(self.hub.READ, fileno, callback, _no_throwback, None)
+
+    def on_writable(self, fileno: int, callback):
+        return self.hub.add(self.hub.WRITE, fileno, callback, _no_throwback, None)
+
+    def cancel(self, handle) -> None:
+        self.hub.remove(handle)
+
+    def call_later(self, seconds: float, function, *args) -> None:
+        self.hub.schedule_call_global(seconds, function, *args)
+
+    def spawn(self, function, *args) -> None:
+        eventlet.spawn_n(function, *args)
+
+    def raw_socket(self, environ: dict):
+        return environ["eventlet.input"].get_socket()
+
+    def response_sent_by_app(self) -> None:
+        eventlet.wsgi.WSGI_LOCAL.already_handled = True
+
+
+def _no_throwback(*args) -> None:
+    pass
 
 
 def listen_socket(host: str, port: int):

@@ -1,0 +1,466 @@
+"""Engine.IO's websocket transport, with no greenlet held by an idle socket.
+
+python-socketio over eventlet keeps two greenlets per websocket for its whole
+life: one blocked reading, one blocked on the send queue. Their saved stacks
+were most of the daemon's memory per idle socket, and every event sent went
+through a queue and a context switch per socket. Here a websocket is a small
+object: when the client sends something, the loop's readiness callback starts
+a short-lived greenlet that reads what arrived, hands the packets to
+Engine.IO and ends; packets for the client are framed and written to the
+socket straight away (a write the kernel cannot take yet waits in a buffer,
+flushed when the socket is writable).
+
+It replaces ``engineio``'s ``websocket`` driver of one ``engineio.Server``
+(``install``), for both a direct websocket and an upgrade from polling. The
+Engine.IO protocol stays engineio's (``Socket.receive``, ``send``, ``close``,
+its ping checks); this module owns only RFC 6455 framing and the socket.
+Compression is not negotiated (the daemon uses eventlet's own websocket when
+``websocket_compression`` is on).
+
+The async mode stays outside: a :class:`Loop` (see ``daemon.EventletLoop``)
+gives readiness callbacks, spawning, and the raw socket of a request.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import socket
+import struct
+from typing import Protocol
+
+import engineio.exceptions
+import engineio.packet
+
+from bridge import logs
+
+log = logs.get("transport")
+
+GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+READ_CHUNK = 65536  # bytes read per wake-up; more waits for the next turn
+MAX_PENDING_BYTES = 1 << 20  # a client that reads nothing is dropped past this
+CLOSE_FLUSH_SECONDS = 5.0  # a closing socket's last frames get this long to leave
+
+DETACHED = "bridge.transport.detached"  # environ flag: the HTTP server must not close
+
+_TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG = 1, 2, 0, 8, 9, 10
+_PROBE, _UPGRADE, _OPEN, _CLOSED = range(4)
+
+# close codes (RFC 6455 section 7.4.1)
+NORMAL, PROTOCOL_ERROR, BAD_DATA, TOO_BIG = 1000, 1002, 1007, 1009
+
+
+class Loop(Protocol):
+    """What the transport needs from the async mode."""
+
+    def on_readable(self, fileno: int, callback): ...  # once, returns a handle
+    def on_writable(self, fileno: int, callback): ...
+    def cancel(self, handle) -> None: ...
+    def call_later(self, seconds: float, function, *args) -> None: ...
+    def spawn(self, function, *args) -> None: ...
+    def raw_socket(self, environ: dict): ...  # the request's connection
+    def response_sent_by_app(self) -> None: ...  # the HTTP server must not answer
+
+
+class FrameError(Exception):
+    """A websocket frame breaks RFC 6455 or a limit; ends the connection with ``code``."""
+
+    def __init__(self, code: int, why: str):
+        super().__init__(why)
+        self.code = code
+
+
+def install(engine, loop: Loop, max_message: int) -> None:
+    """Make ``engine`` (an ``engineio.Server``) use this transport for websockets."""
+
+    def driver(handler, server):
+        return _Handshake(handler.__self__, loop, max_message)
+
+    engine._async = {**engine._async, "websocket": driver}
+
+
+def accept_key(key: str) -> str:
+    return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode()
+
+
+def unmask(data, mask, length: int | None = None, offset: int = 0) -> bytes:
+    """XOR ``data`` with a 4-byte websocket ``mask`` in one go (not byte by byte)."""
+    length = len(data) if length is None else length
+    if length <= 0:
+        return b""
+    start = offset % 4
+    key = bytes(mask)[start:] + bytes(mask)[:start]
+    stream = (key * (length // 4 + 1))[:length]
+    value = int.from_bytes(data[:length], "little") ^ int.from_bytes(stream, "little")
+    return value.to_bytes(length, "little")
+
+
+def frame(opcode: int, payload: bytes) -> bytes:
+    """One unmasked, final server frame."""
+    n = len(payload)
+    if n < 126:
+        return bytes((0x80 | opcode, n)) + payload
+    if n < 65536:
+        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
+    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
+
+
+def parse_frame(buf: bytes, max_message: int):
+    """The first complete client frame of ``buf``: ``(fin, opcode, payload, rest)``.
+
+    None when ``buf`` holds only part of a frame. Raises :class:`FrameError`.
+    """
+    if len(buf) < 2:
+        return None
+    b0, b1 = buf[0], buf[1]
+    if b0 & 0x70:
+        raise FrameError(PROTOCOL_ERROR, "reserved bits set (no extension was agreed)")
+    if not b1 & 0x80:
+        raise FrameError(PROTOCOL_ERROR, "client frame not masked")
+    opcode, length, at = b0 & 0x0F, b1 & 0x7F, 2
+    if length == 126:
+        if len(buf) < 4:
+            return None
+        length, at = struct.unpack_from("!H", buf, 2)[0], 4
+    elif length == 127:
+        if len(buf) < 10:
+            return None
+        length, at = struct.unpack_from("!Q", buf, 2)[0], 10
+    if opcode >= 8 and (length > 125 or not b0 & 0x80):
+        raise FrameError(PROTOCOL_ERROR, "bad control frame")
+    if opcode not in (_TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG):
+        raise FrameError(PROTOCOL_ERROR, f"unknown opcode {opcode}")
+    if length > max_message:
+        raise FrameError(TOO_BIG, f"frame of {length} bytes")
+    end = at + 4 + length
+    if len(buf) < end:
+        return None
+    payload = unmask(buf[at + 4:end], buf[at:at + 4])
+    return bool(b0 & 0x80), opcode, payload, buf[end:]
+
+
+class _Handshake:
+    """The HTTP side: validate the upgrade, answer 101, hand the socket to a :class:`WebSocket`."""
+
+    def __init__(self, eio_socket, loop: Loop, max_message: int):
+        self.eio = eio_socket
+        self.loop = loop
+        self.max_message = max_message
+
+    def __call__(self, environ: dict, start_response):
+        connection = [p.strip() for p in environ.get("HTTP_CONNECTION", "").lower().split(",")]
+        key = environ.get("HTTP_SEC_WEBSOCKET_KEY", "")
+        if "upgrade" not in connection or environ.get("HTTP_UPGRADE", "").lower() != "websocket":
+            return _http_error(start_response, "400 Bad Request")
+        if environ.get("HTTP_SEC_WEBSOCKET_VERSION") not in ("13", "8"):
+            return _http_error(start_response, "426 Upgrade Required",
+                               [("Sec-WebSocket-Version", "13")])
+        if not _valid_key(key):
+            return _http_error(start_response, "400 Bad Request")
+        sock = self.loop.raw_socket(environ)
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                     + accept_key(key).encode() + b"\r\n\r\n")
+        environ[DETACHED] = True
+        self.loop.response_sent_by_app()
+        WebSocket(self.eio, sock, self.loop, self.max_message).start()
+        return []
+
+
+def _valid_key(key: str) -> bool:
+    try:
+        return len(base64.b64decode(key, validate=True)) == 16
+    except (binascii.Error, ValueError):
+        return False
+
+
+def _http_error(start_response, status: str, headers=()):
+    start_response(status, [("Connection", "close"), *headers])
+    return []
+
+
+# One fan-out hands the same packet to every socket: frame it once.
+_last_packet = None
+_last_frame = b""
+
+
+def _frame_of(pkt) -> bytes:
+    global _last_packet, _last_frame
+    if pkt is not _last_packet:
+        encoded = pkt.encode()
+        _last_frame = (frame(_TEXT, encoded.encode()) if isinstance(encoded, str)
+                       else frame(_BINARY, encoded))
+        _last_packet = pkt
+    return _last_frame
+
+
+class WebSocket:
+    """One client's websocket; also its Engine.IO socket's send queue.
+
+    Engine.IO calls ``queue.put(packet)`` to send and ``queue.put(None)`` to
+    close; this object takes that role (``put``, ``join``, ``task_done``).
+    """
+
+    __slots__ = ("eio", "sock", "fd", "fileno", "loop", "max_message", "state", "inbuf",
+                 "fragments", "fragment_opcode", "outbuf", "reading", "writing",
+                 )
+
+    def __init__(self, eio_socket, sock, loop: Loop, max_message: int):
+        self.eio = eio_socket
+        self.sock = sock  # the async mode's socket object; keeps the descriptor open
+        self.fd = getattr(sock, "fd", sock)  # the non-blocking OS socket
+        self.fileno = sock.fileno()
+        self.loop = loop
+        self.max_message = max_message
+        self.inbuf = b""
+        self.fragments = None
+        self.fragment_opcode = 0
+        self.outbuf = None
+        self.reading = self.writing = None
+        self.state = _PROBE if eio_socket.connected else _OPEN
+
+    def start(self) -> None:
+        eio = self.eio
+        if self.state == _PROBE:
+            eio.upgrading = True  # Engine.IO holds packets back until the upgrade
+        else:
+            eio.connected = eio.upgraded = True
+            self._take_queue()
+        self._park()
+
+    # --- Engine.IO's queue ---
+
+    def put(self, pkt, block=True, timeout=None) -> None:
+        if pkt is None:
+            self._close(NORMAL)
+        elif self.state != _CLOSED:
+            self._write(_frame_of(pkt))
+
+    def join(self) -> None:
+        pass
+
+    def task_done(self) -> None:
+        pass
+
+    def get(self, block=True, timeout=None):
+        return None  # nothing is queued here; None reads as "closed" to a poller
+
+    def _take_queue(self) -> None:
+        """Become the Engine.IO socket's queue, sending what waited in the old one."""
+        old, self.eio.queue = self.eio.queue, self
+        while True:
+            try:
+                pkt = old.get(block=False)
+            except Exception:  # noqa: BLE001 - the queue class's own Empty
+                break
+            self.put(pkt)
+
+    # --- reading ---
+
+    def _park(self) -> None:
+        if self.state != _CLOSED and self.reading is None:
+            self.reading = self.loop.on_readable(self.fileno, self._readable)
+
+    def _readable(self, fileno=None) -> None:
+        """In the loop's own context: only start a reader, never block here."""
+        if self.reading is not None:
+            self.loop.cancel(self.reading)  # a readiness callback fires until cancelled
+            self.reading = None
+        self.loop.spawn(self._read)
+
+    def _read(self) -> None:
+        if self.state == _CLOSED:
+            return
+        try:
+            data = self.fd.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            self._park()
+            return
+        except OSError:
+            self._shut()
+            self._lost()
+            return
+        if not data:
+            self._shut()
+            self._lost()
+            return
+        self.inbuf += data
+        try:
+            while self.state != _CLOSED:
+                parsed = parse_frame(self.inbuf, self.max_message)
+                if parsed is None:
+                    break
+                fin, opcode, payload, self.inbuf = parsed
+                self._on_frame(fin, opcode, payload)
+        except FrameError as exc:
+            log.debug("websocket closed: %s", exc)
+            self._close(exc.code, lost=True)
+            return
+        self._park()
+
+    def _on_frame(self, fin: bool, opcode: int, payload: bytes) -> None:
+        if opcode == _CLOSE:
+            self._lost()
+        elif opcode == _PING:
+            self._write(frame(_PONG, payload))
+        elif opcode == _PONG:
+            pass
+        elif opcode == _CONTINUATION:
+            if self.fragments is None:
+                raise FrameError(PROTOCOL_ERROR, "continuation without a first frame")
+            self.fragments.append(payload)
+            if sum(map(len, self.fragments)) > self.max_message:
+                raise FrameError(TOO_BIG, "fragmented message too large")
+            if fin:
+                message, self.fragments = b"".join(self.fragments), None
+                self._on_message(self.fragment_opcode, message)
+        else:
+            if self.fragments is not None:
+                raise FrameError(PROTOCOL_ERROR, "new message inside a fragmented one")
+            if fin:
+                self._on_message(opcode, payload)
+            else:
+                self.fragments, self.fragment_opcode = [payload], opcode
+
+    def _on_message(self, opcode: int, payload: bytes) -> None:
+        if opcode == _TEXT:
+            try:
+                message = payload.decode("utf-8")
+            except UnicodeDecodeError:
+                raise FrameError(BAD_DATA, "text frame is not UTF-8") from None
+        else:
+            message = payload
+        try:
+            pkt = engineio.packet.Packet(encoded_packet=message)
+        except Exception:  # noqa: BLE001 - any garbage from the client
+            raise FrameError(BAD_DATA, "not an Engine.IO packet") from None
+        if self.state == _OPEN:
+            self._deliver(pkt)
+        elif self.state == _PROBE:
+            if pkt.packet_type != engineio.packet.PING or pkt.data != "probe":
+                self._upgrade_failed("no PING probe")
+                return
+            self._write(frame(_TEXT, b"3probe"))
+            self.eio.queue.put(engineio.packet.Packet(engineio.packet.NOOP))  # ends the poll
+            self.state = _UPGRADE
+        elif self.state == _UPGRADE:
+            if pkt.packet_type != engineio.packet.UPGRADE:
+                self._upgrade_failed("no UPGRADE packet")
+                return
+            self.eio.upgraded, self.eio.upgrading = True, False
+            self.state = _OPEN
+            self._take_queue()
+
+    def _deliver(self, pkt) -> None:
+        try:
+            self.eio.receive(pkt)
+        except engineio.exceptions.UnknownPacketError:
+            pass
+        except engineio.exceptions.SocketIsClosedError:
+            self._lost()
+        except Exception:  # noqa: BLE001 - as engineio does: log, end this socket only
+            log.exception("error handling a packet; socket closed")
+            self._lost()
+
+    def _upgrade_failed(self, why: str) -> None:
+        log.debug("websocket upgrade failed: %s", why)
+        self._close(PROTOCOL_ERROR)
+
+    # --- writing ---
+
+    def _write(self, data: bytes) -> None:
+        """Send now, or buffer what the kernel cannot take yet. May run in the loop's
+        own context (a ping timer): whatever must end the socket is spawned."""
+        if self.sock is None:
+            return
+        if self.outbuf is not None:
+            self.outbuf += data
+            if len(self.outbuf) > MAX_PENDING_BYTES:
+                log.info("client reads nothing; socket dropped",
+                         extra={"fields": {"pending_bytes": len(self.outbuf)}})
+                self._drop()
+            return
+        try:
+            sent = self.fd.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._drop()
+            return
+        if sent < len(data):
+            self.outbuf = bytearray(data[sent:])
+            self.writing = self.loop.on_writable(self.fileno, self._writable)
+
+    def _writable(self, fileno=None) -> None:
+        """In the loop's own context: non-blocking sends only."""
+        if self.writing is not None:
+            self.loop.cancel(self.writing)
+            self.writing = None
+        if self.outbuf is None:
+            return
+        try:
+            sent = self.fd.send(self.outbuf)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError:
+            self._drop()
+            return
+        del self.outbuf[:sent]
+        if self.outbuf:
+            self.writing = self.loop.on_writable(self.fileno, self._writable)
+            return
+        self.outbuf = None
+        if self.state == _CLOSED:
+            self._shut()  # the close frame is out
+
+    def _drop(self) -> None:
+        """The connection is broken: release it now, tell Engine.IO from a greenlet."""
+        self._shut()
+        if self.state != _CLOSED:
+            self.loop.spawn(self._lost)
+
+    # --- closing ---
+
+    def _lost(self) -> None:
+        """The client side ended (EOF, reset, close frame, protocol error)."""
+        self._close(NORMAL, lost=True)
+
+    def _close(self, code: int, lost: bool = False) -> None:
+        """End the websocket with a close frame; ``lost``: tell Engine.IO too."""
+        if self.state == _CLOSED:
+            return
+        upgraded = self.state == _OPEN
+        self.state = _CLOSED
+        self._write(frame(_CLOSE, struct.pack("!H", code)))
+        if self.outbuf is None:
+            self._shut()
+        else:
+            self.loop.call_later(CLOSE_FLUSH_SECONDS, self._shut)
+        eio = self.eio
+        if not upgraded:
+            eio.upgrading = False  # the Engine.IO socket carries on with polling
+            return
+        if lost and not eio.closed:
+            eio.close(wait=False, abort=True, reason=eio.server.reason.TRANSPORT_CLOSE)
+        if eio.closed:
+            eio.server.sockets.pop(eio.sid, None)
+
+    def _shut(self) -> None:
+        """Release the descriptor: no more reads or writes (idempotent)."""
+        for handle in (self.reading, self.writing):
+            if handle is not None:
+                self.loop.cancel(handle)
+        self.reading = self.writing = None
+        self.inbuf = b""
+        self.outbuf = None
+        if self.sock is not None:
+            sock, self.sock = self.sock, None
+            try:
+                self.fd.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            try:
+                sock.close()
+            except OSError:
+                pass
