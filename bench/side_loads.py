@@ -808,7 +808,8 @@ def flood_report(results: dict) -> str:
     runs = results["runs"]
     phases = list(runs[0])
     unloaded = {q: med([r["unloaded"][f"probe_{q}_ms"] for r in runs]) for q in ("p50", "p99")}
-    lines = [f"### B. Probe from 127.0.0.2 while {results.get('flood_source', '127.0.0.1')} floods (medians of {len(runs)} "
+    source = results.get("flood_source", "127.0.0.1")
+    lines = [f"### B. Probe from 127.0.0.2 while {source} floods (medians of {len(runs)} "
              f"runs, {results['probes']} probes each)", "", f"`{results['command']}`", "",
              "| phase | probe p50 | probe p99 | p99 / unloaded p99 | probe failures | "
              "flood attempts/s | flood attempts | refused rate_limited (share) | "
