@@ -34,6 +34,7 @@ soak: deps venv
 	$(PY) -m pytest -q -s -m soak tests/test_soak.py
 
 bench: deps venv
+	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
 
 fuzz: venv
