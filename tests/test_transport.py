@@ -174,3 +174,35 @@ def test_client_that_reads_nothing_is_dropped_others_served(daemon, alice, clien
     assert reader.whoami()["user"] == 1
     assert time.monotonic() - started < 20
     stalled.close()
+
+
+def _upgrade_reply(port: int, cookie: str) -> bytes:
+    """The head of the 101 answer to a browser-like upgrade that offers permessage-deflate."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nCookie: {cookie}\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        return head.split(b"\r\n\r\n")[0].lower()
+
+
+def test_compression_offer_declined_by_default(daemon, alice):
+    head = _upgrade_reply(daemon.port, alice)
+    assert head.startswith(b"http/1.1 101")
+    assert b"permessage-deflate" not in head
+
+
+def test_compression_setting_accepts_the_offer(php, redis_server, start_daemon, clients, alice):
+    daemon = start_daemon(redis_server, "--websocket-compression")
+    head = _upgrade_reply(daemon.port, alice)
+    assert head.startswith(b"http/1.1 101")
+    assert b"sec-websocket-extensions: permessage-deflate" in head
+    conn = clients.connect(daemon.url, alice)  # no deflate offer: plain frames still work
+    assert conn.whoami()["user"] == 1
+    harness.run_cli("emit", "--redis-url", redis_server.url, "--user", "1", "hi", '{"n": 2}')
+    assert conn.wait_event("hi") == [{"n": 2}]
