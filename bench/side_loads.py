@@ -336,10 +336,11 @@ def probe_main(argv: list[str]) -> int:
 class Helper:
     """A helper subprocess (writer, probe) in its own group; JSON lines on stdout."""
 
-    def __init__(self, procs: run.Processes, name: str, argv: list[str], nice: int = 0):
+    def __init__(self, procs: run.Processes, name: str, argv: list[str], nice: int = 0,
+                 core: int = 0):
         prefix = ["nice", "-n", str(nice)] if nice else []
         self.proc = procs.start(name, [*prefix, PY, str(Path(__file__).resolve()), *argv],
-                                core=0, pipe=True)
+                                core=core, pipe=True)
         self.procs = procs
         self.pid = self.proc.pid
         first = self.line()
@@ -662,6 +663,9 @@ def flood_main(argv: list[str]) -> int:
                    help="the flood's source address (127.0.0.1 counts as a local proxy, "
                         "limited per X-Forwarded-For instead of at accept)")
     p.add_argument("--no-nice", action="store_true")
+    p.add_argument("--probe-core", type=int, default=0, choices=(0, 1),
+                   help="0: beside the flood generator and redis (default); 1: beside the "
+                        "daemon, so the flooder's own CPU does not slow the probe")
     p.add_argument("--profile", action="append", default=[], metavar="MODE",
                    help="py-spy the daemon during the flood of this mode (skews its CPU)")
     p.add_argument("--no-control", action="store_true",
@@ -674,6 +678,7 @@ def flood_main(argv: list[str]) -> int:
                                                          *argv]),
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "probes": args.probes,
                "probe_interval_s": args.probe_interval, "nice": not args.no_nice,
+               "probe_core": args.probe_core,
                "concurrency": args.concurrency, "flood_source": args.flood_source, "runs": []}
     bench = Bench(pool + 200, nice_redis=not args.no_nice)
     try:
@@ -704,7 +709,7 @@ def flood_probe(bench: Bench, server: run.Server, args, pool: int, count: int) -
     probe = Helper(bench.procs, "probe", [
         "probe", "--port", str(server.port), "--count", str(count),
         "--interval", str(args.probe_interval), "--first", str(pool), "--pool", "200"],
-        nice=0 if args.no_nice else -10)
+        nice=0 if args.no_nice else -10, core=args.probe_core)
     if count <= 40:
         probe.finish()
     return probe
