@@ -39,7 +39,7 @@ log = logs.get("transport")
 
 GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_CHUNK = 65536  # bytes read per wake-up; more waits for the next turn
-MAX_PENDING_BYTES = 1 << 20  # a client that reads nothing is dropped past this
+MAX_PENDING_BYTES = 4 << 20  # past the kernel's buffers; a client reading nothing is dropped
 CLOSE_FLUSH_SECONDS = 5.0  # a closing socket's last frames get this long to leave
 
 DETACHED = "bridge.transport.detached"  # environ flag: the HTTP server must not close

@@ -7,6 +7,8 @@
 Patches (comma list in BENCH_EXP, none by default):
   rooms_index  python-socketio manager indexes each sid's rooms (O(1) disconnect)
   gc_thresh    gc.set_threshold(100_000, 50, 100)
+  gc_gen0      gc.set_threshold(GC_GEN0 (default 5,000), 10, 10): fewer young collections,
+               full collections as often as before relative to them
   gc_off       gc.disable() (an upper bound only, never for production)
   ping_timer   Engine.IO pings from a hub timer instead of one greenlet per socket
   smallbuf     eventlet.wsgi rfile/wfile buffers of 2 KiB instead of 8/16 KiB
@@ -25,6 +27,8 @@ import eventlet  # noqa: E402  (the daemon imports it first too)
 
 if "gc_thresh" in EXPS:
     gc.set_threshold(100_000, 50, 100)
+if "gc_gen0" in EXPS:
+    gc.set_threshold(int(os.environ.get("GC_GEN0", "5000")), 10, 10)
 if "gc_off" in EXPS:
     gc.disable()
 
