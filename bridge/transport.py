@@ -41,6 +41,8 @@ GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 READ_CHUNK = 65536  # bytes read per wake-up; more waits for the next turn
 MAX_PENDING_BYTES = 4 << 20  # past the kernel's buffers; a client reading nothing is dropped
 CLOSE_FLUSH_SECONDS = 5.0  # a closing socket's last frames get this long to leave
+UPGRADE_SECONDS = 5.0  # from polling: the probe and the UPGRADE packet must come by then
+MAX_FRAGMENTS = 64  # frames per message (browsers send one)
 
 DETACHED = "bridge.transport.detached"  # environ flag: the HTTP server must not close
 
@@ -224,6 +226,7 @@ class WebSocket:
         eio = self.eio
         if self.state == _PROBE:
             eio.upgrading = True  # Engine.IO holds packets back until the upgrade
+            self.loop.call_later(UPGRADE_SECONDS, self._upgrade_overdue)
         else:
             eio.connected = eio.upgraded = True
             self._take_queue()
@@ -310,7 +313,8 @@ class WebSocket:
             if self.fragments is None:
                 raise FrameError(PROTOCOL_ERROR, "continuation without a first frame")
             self.fragments.append(payload)
-            if sum(map(len, self.fragments)) > self.max_message:
+            if len(self.fragments) > MAX_FRAGMENTS or \
+                    sum(map(len, self.fragments)) > self.max_message:
                 raise FrameError(TOO_BIG, "fragmented message too large")
             if fin:
                 message, self.fragments = b"".join(self.fragments), None
@@ -363,7 +367,13 @@ class WebSocket:
             log.exception("error handling a packet; socket closed")
             self._lost()
 
+    def _upgrade_overdue(self) -> None:
+        if self.state in (_PROBE, _UPGRADE):
+            self.loop.spawn(self._upgrade_failed, "no upgrade within the time limit")
+
     def _upgrade_failed(self, why: str) -> None:
+        if self.state not in (_PROBE, _UPGRADE):
+            return  # completed (or closed) meanwhile
         log.debug("websocket upgrade failed: %s", why)
         self._close(PROTOCOL_ERROR)
 

@@ -8,6 +8,7 @@ import json
 import os
 import socket
 import struct
+import time
 
 import pytest
 
@@ -21,7 +22,8 @@ def cookie_of(browser) -> str:
 class RawWebSocket:
     """A hand-driven websocket client: every byte on the wire is the test's choice."""
 
-    def __init__(self, port: int, cookie: str, rcvbuf: int | None = None):
+    def __init__(self, port: int, cookie: str, rcvbuf: int | None = None,
+                 query: str = "EIO=4&transport=websocket"):
         self.sock = socket.socket()
         if rcvbuf:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
@@ -29,7 +31,7 @@ class RawWebSocket:
         self.sock.connect(("127.0.0.1", port))
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall(
-            f"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"GET /socket.io/?{query} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             f"Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
             f"Sec-WebSocket-Version: 13\r\nCookie: {cookie}\r\n\r\n".encode())
         self.buf = b""
@@ -141,6 +143,31 @@ def test_broken_frames_close_with_the_rfc_code(daemon, alice, clients, send, cod
     harness.wait_until(lambda: daemon.metric("bridge_connections_open") == 1, 5,
                        what="the broken socket gone from the count")
     assert bystander.whoami()["user"] == 1
+
+
+def test_endless_fragments_are_cut_off(daemon, alice):
+    ws = RawWebSocket(daemon.port, alice).connected()
+    ws.send_frame(1, b"42", fin=False)
+    for _ in range(100):
+        try:
+            ws.send_frame(0, b"", fin=False)
+        except OSError:
+            break
+    assert ws.close_code() == 1009
+
+
+def test_upgrade_from_polling_that_never_completes_is_closed(daemon, alice):
+    import requests
+
+    opened = requests.get(f"{daemon.url}/socket.io/?EIO=4&transport=polling",
+                          headers={"Cookie": alice}, timeout=5)
+    sid = json.loads(opened.text[1:])["sid"]
+    ws = RawWebSocket(daemon.port, alice, query=f"EIO=4&transport=websocket&sid={sid}")
+    ws.sock.settimeout(15)
+    started = time.monotonic()
+    assert ws.close_code() == 1002  # no "2probe" ever sent
+    assert 4 < time.monotonic() - started < 10
+    ws.close()
 
 
 def test_close_frame_is_answered_and_socket_released(daemon, alice):
