@@ -13,7 +13,7 @@ import dataclasses
 from typing import Any
 
 from bridge import cookies, phpsession
-from bridge.store import SessionStore, StoreUnavailable
+from bridge.store import NotAString, SessionStore, StoreUnavailable
 
 NO_SESSION = "no_session"
 INVALID_SESSION_ID = "invalid_session_id"
@@ -104,6 +104,8 @@ class Authenticator:
                 raw, ttl = self.store.get(session_id), None
         except StoreUnavailable as exc:
             raise Refused(STORE_UNAVAILABLE, str(exc)) from None
+        except NotAString:
+            raise Refused(SESSION_UNREADABLE, "the key is not a string") from None
         key = self.store.key(session_id)
         if raw is None:
             raise Refused(SESSION_NOT_FOUND)

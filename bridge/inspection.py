@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from bridge import cookies, logs, phpsession
 from bridge.auth import INVALID_SESSION_ID, STORE_UNAVAILABLE, Authenticator, Refused
-from bridge.store import StoreUnavailable
+from bridge.store import NotAString, StoreUnavailable
 
 log = logs.get("inspect")
 
@@ -47,6 +47,9 @@ def _refused(authenticator: Authenticator, session_id: str, report: dict,
             raw, ttl = authenticator.store.get_with_ttl(session_id)
         except StoreUnavailable:
             report["decision"] = STORE_UNAVAILABLE
+            return report
+        except NotAString:
+            report.update(found=True)
             return report
         report.update(found=raw is not None, ttl=ttl, bytes=len(raw or b""))
     return report

@@ -67,6 +67,9 @@ def test_reason_codes(php, redis_server, daemon, clients):
     assert clients.refusal(url, "PHPSESSID=corruptsession0001") == "session_unreadable"
     r.set("hugesession00000001", b"x|" + b's:2000000:"' + b"a" * 2_000_000 + b'";')
     assert clients.refusal(url, "PHPSESSID=hugesession00000001") == "session_unreadable"
+    r.rpush("listsession00000001", b"user_id|i:1;")  # not a string: not PHP's
+    assert clients.refusal(url, "PHPSESSID=listsession00000001") == "session_unreadable"
+    assert daemon.ready()  # and Redis is not taken for down
 
 
 def test_logged_out_user_is_refused(php, daemon, clients):

@@ -201,6 +201,11 @@ def test_inspect_real_sessions(php, redis_server):
     assert corrupt["found"] is True and corrupt["bytes"] == 16
     assert corrupt["decision"] == "session_unreadable" and corrupt["session"] is None
 
+    redis_server.client().hset("hashsession000001", "user_id", 1)
+    code, hashed = inspect(redis_server, "hashsession000001")
+    assert code == 0 and hashed["found"] is True
+    assert hashed["decision"] == "session_unreadable" and hashed["session"] is None
+
     invalid = inspect(redis_server, "../etc")[1]
     assert invalid["decision"] == "invalid_session_id" and invalid["found"] is False
 
