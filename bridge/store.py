@@ -77,7 +77,7 @@ class SessionStore:
 
         Every handshake makes this call, so it is one GET on a pooled
         connection without redis-py's per-command wrapping (its retry loop,
-        off here anyway, and its observability hooks): 5 % of a connect's CPU.
+        off here anyway, and its observability hooks): a few % of a connect.
         Same timeouts; a connection that failed mid-command is dropped.
         """
         pool = self.client.connection_pool
