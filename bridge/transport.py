@@ -262,7 +262,8 @@ class WebSocket:
     # --- reading ---
 
     def _park(self) -> None:
-        if self.state != _CLOSED and self.reading is None:
+        # Never after _shut(): the descriptor's number may already be another socket's.
+        if self.state != _CLOSED and self.reading is None and self.sock is not None:
             self.reading = self.loop.on_readable(self.fileno, self._readable)
 
     def _readable(self, fileno=None) -> None:
@@ -273,7 +274,7 @@ class WebSocket:
         self.loop.spawn(self._read)
 
     def _read(self) -> None:
-        if self.state == _CLOSED:
+        if self.state == _CLOSED or self.sock is None:
             return
         try:
             data = self.fd.recv(READ_CHUNK)
