@@ -205,8 +205,7 @@ class WebSocket:
     """
 
     __slots__ = ("eio", "sock", "fd", "fileno", "loop", "max_message", "state", "inbuf",
-                 "fragments", "fragment_opcode", "outbuf", "reading", "writing",
-                 )
+                 "fragments", "fragment_opcode", "outbuf", "reading", "writing")
 
     def __init__(self, eio_socket, sock, loop: Loop, max_message: int):
         self.eio = eio_socket
