@@ -431,6 +431,20 @@ def fmt(v, spec="{:.1f}"):
 
 # --- A: unrelated writes -----------------------------------------------------------------------
 
+def repeat(bench: Bench, runs: int, one_run, results: dict, name: str) -> None:
+    """``runs`` times ``one_run(bench, rep)`` into ``results["runs"]``, saved to OUT/``name``
+    after each run (a long scenario that fails late keeps what it measured); stops
+    ``bench`` in the end."""
+    try:
+        for rep in range(runs):
+            results["runs"].append(one_run(bench, rep))
+            (OUT / name).write_text(json.dumps(results, indent=1))
+        bench.gen.call("quit")
+    finally:
+        bench.stop()
+    (OUT / name).write_text(json.dumps(results, indent=1))
+
+
 def writes_main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="side_loads.py writes")
     common_args(p)
@@ -450,18 +464,12 @@ def writes_main(argv: list[str]) -> int:
                                                           *argv]),
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "held": args.held,
                "rate": args.rate, "window_s": args.window, "runs": []}
-    bench = Bench(args.held)
-    try:
-        for rep in range(args.runs):
-            entry = {}
-            for kind in (servers if rep % 2 == 0 else list(reversed(servers))):
-                entry[kind] = writes_run(bench, kind, args)
-            results["runs"].append(entry)
-            (OUT / "writes.json").write_text(json.dumps(results, indent=1))
-        bench.gen.call("quit")
-    finally:
-        bench.stop()
-    (OUT / "writes.json").write_text(json.dumps(results, indent=1))
+
+    def one_run(bench: Bench, rep: int) -> dict:
+        order = servers if rep % 2 == 0 else list(reversed(servers))
+        return {kind: writes_run(bench, kind, args) for kind in order}
+
+    repeat(Bench(args.held), args.runs, one_run, results, "writes.json")
     print(writes_report(results))
     return 0
 
@@ -680,27 +688,24 @@ def flood_main(argv: list[str]) -> int:
                "probe_interval_s": args.probe_interval, "nice": not args.no_nice,
                "probe_core": args.probe_core,
                "concurrency": args.concurrency, "flood_source": args.flood_source, "runs": []}
-    bench = Bench(pool + 200, nice_redis=not args.no_nice)
-    try:
-        for _ in range(args.runs):
-            server = bench.server("daemon", args)
-            try:
-                # Warm up (imports, first GETs) from the probe's own address, slowly.
-                flood_probe(bench, server, args, pool, count=40)
-                entry = {"unloaded": flood_phase(bench, server, args, pool, None)}
-                for mode in floods:
-                    time.sleep(3.0)  # let the flooder's buckets refill
-                    entry[f"flood-{mode}"] = flood_phase(bench, server, args, pool, mode)
-                if not args.no_control:
-                    entry["control"] = control_phase(bench, server, args, pool, floods[0])
-            finally:
-                server.stop()
-            results["runs"].append(entry)
-            (OUT / "flood.json").write_text(json.dumps(results, indent=1))
-        bench.gen.call("quit")
-    finally:
-        bench.stop()
-    (OUT / "flood.json").write_text(json.dumps(results, indent=1))
+
+    def one_run(bench: Bench, rep: int) -> dict:
+        server = bench.server("daemon", args)
+        try:
+            # Warm up (imports, first GETs) from the probe's own address, slowly.
+            flood_probe(bench, server, args, pool, count=40)
+            entry = {"unloaded": flood_phase(bench, server, args, pool, None)}
+            for mode in floods:
+                time.sleep(3.0)  # let the flooder's buckets refill
+                entry[f"flood-{mode}"] = flood_phase(bench, server, args, pool, mode)
+            if not args.no_control:
+                entry["control"] = control_phase(bench, server, args, pool, floods[0])
+            return entry
+        finally:
+            server.stop()
+
+    repeat(Bench(pool + 200, nice_redis=not args.no_nice), args.runs, one_run, results,
+           "flood.json")
     print(flood_report(results))
     return 0
 
