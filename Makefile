@@ -10,7 +10,7 @@ PY      = $(VENV)/bin/python
 deps:
 	PYTHON=$(PYTHON) scripts/install-deps.sh
 
-$(VENV)/.installed: setup.cfg pyproject.toml setup.py bridge/_phpparse.c
+$(VENV)/.installed: setup.cfg pyproject.toml setup.py bridge/php/_cparse.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -e '.[test]'

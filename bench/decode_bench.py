@@ -1,4 +1,4 @@
-"""Decode throughput of bridge.phpsession against phpserialize 1.3, on PHP-written sessions.
+"""Decode throughput of bridge.php against phpserialize 1.3, on PHP-written sessions.
 
     python bench/decode_bench.py [--rounds 30] [--impl c|python|both]
 
@@ -6,13 +6,13 @@ php-cli writes three realistic sessions of about 1 KB, 10 KB and 100 KB (a
 user array, flash messages, a CSRF token, a cart of items with options,
 a stdClass and an object with private and protected properties) under the
 ``php`` and ``php_serialize`` handlers. Each is decoded by
-``bridge.phpsession.decode_session`` with each of its parsers (the C
-extension ``bridge._phpparse``, when built, and the pure-Python one) and by
+``bridge.php.decode_session`` with each of its parsers (the C
+extension ``bridge.php._cparse``, when built, and the pure-Python one) and by
 phpserialize: ``loads()`` for ``php_serialize``, and for ``php`` the usual
 split on ``|`` plus ``load(fp)`` per variable. phpserialize runs in its fastest mode (bytes,
 no string decoding) and cannot read ``r R C E``, so the sessions hold none.
 Times are the best of ``--rounds`` interleaved batches, which is robust on a
-busy machine. Prints which parser bridge.phpsession uses by default, then a
+busy machine. Prints which parser bridge.php uses by default, then a
 markdown table with a column pair per parser measured.
 """
 
@@ -29,7 +29,7 @@ import phpserialize
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge import phpsession  # noqa: E402
+from bridge import php as decoder  # noqa: E402
 from tests import phpvectors  # noqa: E402
 
 LABELS = {"c": "C", "python": "pure Python"}
@@ -98,7 +98,7 @@ def best_times(candidates: dict, data: bytes, rounds: int) -> dict:
     best = dict.fromkeys(candidates, float("inf"))
     for _ in range(rounds):
         for name, (implementation, decode) in candidates.items():
-            with phpvectors.using(implementation or phpsession.IMPLEMENTATION):
+            with phpvectors.using(implementation or decoder.IMPLEMENTATION):
                 started = time.perf_counter()
                 for _ in range(batch):
                     decode(data)
@@ -108,7 +108,7 @@ def best_times(candidates: dict, data: bytes, rounds: int) -> dict:
 
 
 def row(label: str, fmt: str, data: bytes, rounds: int, implementations: list[str]) -> str:
-    ours = lambda d: phpsession.decode_session(d, fmt)  # noqa: E731
+    ours = lambda d: decoder.decode_session(d, fmt)  # noqa: E731
     candidates = {name: (name, ours) for name in implementations}
     candidates["phpserialize"] = (None, BASELINES[fmt])
     best = best_times(candidates, data, rounds)
@@ -137,16 +137,16 @@ def main(argv=None) -> int:
     wanted = ("c", "python") if args.impl == "both" else (args.impl,)
     implementations = phpvectors.available(wanted)
     if not implementations:
-        parser.error("the C parser (bridge._phpparse) was not built")
+        parser.error("the C parser (bridge.php._cparse) was not built")
     generated = phpvectors.run(SESSIONS, list(TARGETS.values()))
-    print(f"bridge.phpsession decodes with: {LABELS[phpsession.IMPLEMENTATION]} "
-          f"(IMPLEMENTATION = {phpsession.IMPLEMENTATION!r}); measured: "
+    print(f"bridge.php decodes with: {LABELS[decoder.IMPLEMENTATION]} "
+          f"(IMPLEMENTATION = {decoder.IMPLEMENTATION!r}); measured: "
           f"{', '.join(LABELS[n] for n in implementations)}; best of {args.rounds} rounds\n")
     print(header(implementations))
     for label, target in TARGETS.items():
         for fmt, encoded in generated[str(target)].items():
             data = phpvectors.unb64(encoded)
-            assert phpsession.decode_session(data, "auto")[0] == fmt
+            assert decoder.decode_session(data, "auto")[0] == fmt
             print(row(label, fmt, data, args.rounds, implementations), flush=True)
     return 0
 

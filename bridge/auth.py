@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bridge import cookies, phpsession
+from bridge import cookies, php
 from bridge.store import NotAString, SessionStore, StoreUnavailable
 
 NO_SESSION = "no_session"
@@ -112,30 +112,30 @@ class Authenticator:
         if len(raw) > self.max_session_bytes:
             raise Refused(SESSION_UNREADABLE, f"{len(raw)} bytes, over max_session_bytes")
         try:
-            fmt, variables = phpsession.decode_session(
+            fmt, variables = php.decode_session(
                 raw, self.session_format, max_bytes=self.max_session_bytes)
-        except phpsession.SessionDecodeError as exc:
+        except php.SessionDecodeError as exc:
             raise Refused(SESSION_UNREADABLE, str(exc)) from None
         return Reading(key=key, raw=raw, format=fmt, variables=variables, ttl=ttl)
 
     def identity_of(self, session_id: str, variables: dict) -> Identity:
         """The identity in decoded session variables, or Refused(not_authenticated)."""
         try:
-            value = phpsession.lookup(variables, self.user_key)
+            value = php.lookup(variables, self.user_key)
         except KeyError:
             raise Refused(NOT_AUTHENTICATED, f"{self.user_key} absent") from None
-        user = phpsession.php_str(value)
+        user = php.php_str(value)
         if not user:
             raise Refused(NOT_AUTHENTICATED, f"{self.user_key} holds no identity")
         return Identity(session_id=session_id, user=user,
-                        user_json=phpsession.to_json(value),
+                        user_json=php.to_json(value),
                         exposed=self._exposed(variables), rooms=self._rooms(variables))
 
     def _exposed(self, variables: dict) -> dict:
         shown = {}
         for path in self.expose:
             try:
-                shown[path] = phpsession.to_json(phpsession.lookup(variables, path))
+                shown[path] = php.to_json(php.lookup(variables, path))
             except KeyError:
                 continue
         return shown
@@ -145,9 +145,9 @@ class Authenticator:
         if not self.rooms_key:
             return ()
         try:
-            granted = phpsession.lookup(variables, self.rooms_key)
+            granted = php.lookup(variables, self.rooms_key)
         except KeyError:
             return ()
         names = granted.values() if isinstance(granted, dict) else ()
-        rooms = (phpsession.php_str(name) for name in names)
+        rooms = (php.php_str(name) for name in names)
         return tuple(r for r in rooms if r and not r.startswith("user:"))

@@ -7,7 +7,7 @@ log (stderr), never into the object.
 
 from __future__ import annotations
 
-from bridge import cookies, logs, phpsession
+from bridge import cookies, logs, php
 from bridge.auth import INVALID_SESSION_ID, STORE_UNAVAILABLE, Authenticator, Refused
 from bridge.store import NotAString, StoreUnavailable
 
@@ -25,7 +25,7 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
     except Refused as refusal:
         return _refused(authenticator, session_id, report, refusal)
     report.update(found=True, ttl=reading.ttl, bytes=len(reading.raw), format=reading.format,
-                  session=phpsession.to_json(reading.variables))
+                  session=php.to_json(reading.variables))
     try:
         identity = authenticator.identity_of(session_id, reading.variables)
     except Refused as refusal:

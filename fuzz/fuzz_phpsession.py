@@ -1,4 +1,4 @@
-"""Mutation fuzzer for bridge.phpsession: only SessionDecodeError may ever escape,
+"""Mutation fuzzer for bridge.php: only SessionDecodeError may ever escape,
 and its parsers must agree on every input.
 
     python fuzz/fuzz_phpsession.py --runs 1000000 [--jobs N] [--seed S]
@@ -41,13 +41,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bridge import phpsession  # noqa: E402
+from bridge import php as decoder  # noqa: E402
 from tests.phpvectors import PHP_CLASSES, available, canon, using  # noqa: E402
 
-FORMATS = ("auto",) + phpsession.FORMATS
+FORMATS = ("auto",) + decoder.FORMATS
 PARSERS = available()  # "c" (when built), "python", "general" (no fast path)
 SLOW_SECONDS = 1.0
-DEPTHS = (phpsession.MAX_DEPTH,) * 4 + (1, 2, 3, 5)  # small caps test the depth boundaries
+DEPTHS = (decoder.MAX_DEPTH,) * 4 + (1, 2, 3, 5)  # small caps test the depth boundaries
 CORPUS_LIMIT = 2000
 
 PHP_SEEDS = PHP_CLASSES + r"""
@@ -151,7 +151,7 @@ def _outcome(decode, data: bytes, fmt: str | None, max_depth: int):
             result = decode(data, max_depth=max_depth)
         else:
             result = decode(data, fmt, max_depth=max_depth)
-    except phpsession.SessionDecodeError as exc:
+    except decoder.SessionDecodeError as exc:
         if exc.__cause__ is not None:  # an internal error, wrapped: a decoder bug
             raise
         return "error", str(exc)
@@ -159,10 +159,10 @@ def _outcome(decode, data: bytes, fmt: str | None, max_depth: int):
     return "ok", result, shown
 
 
-def decode_every_way(data: bytes, fmt: str | None, max_depth: int = phpsession.MAX_DEPTH):
+def decode_every_way(data: bytes, fmt: str | None, max_depth: int = decoder.MAX_DEPTH):
     """decode_session(data, fmt) (or unserialize for None) by every parser; all must agree.
     Returns the first parser's result; raises its SessionDecodeError."""
-    decode = phpsession.unserialize if fmt is None else phpsession.decode_session
+    decode = decoder.unserialize if fmt is None else decoder.decode_session
     outcomes = {}
     for name in PARSERS:
         with using(name):
@@ -173,31 +173,31 @@ def decode_every_way(data: bytes, fmt: str | None, max_depth: int = phpsession.M
             raise ParsersDiffer(f"{fmt}: {PARSERS[0]} {first[-1]!r:.300} vs {name} "
                                 f"{other[-1]!r:.300}")
     if first[0] == "error":
-        raise phpsession.SessionDecodeError(first[1])
+        raise decoder.SessionDecodeError(first[1])
     return first[1]
 
 
-def exercise(data: bytes, max_depth: int = phpsession.MAX_DEPTH) -> bool:
+def exercise(data: bytes, max_depth: int = decoder.MAX_DEPTH) -> bool:
     """Decode ``data`` every way; raise on anything but SessionDecodeError. True if any
     format decoded it."""
     decoded = False
     for fmt in FORMATS:
         try:
             _, variables = decode_every_way(data, fmt, max_depth)
-        except phpsession.SessionDecodeError:
+        except decoder.SessionDecodeError:
             continue
         decoded = True
-        json.dumps(phpsession.to_json(variables))
+        json.dumps(decoder.to_json(variables))
         for name, value in variables.items():
-            phpsession.php_str(value)
+            decoder.php_str(value)
             for path in (str(name), f"{name}.0", f"{name}.id", f"{name}.0.0"):
                 try:
-                    phpsession.lookup(variables, path)
+                    decoder.lookup(variables, path)
                 except KeyError:
                     pass
     try:
-        json.dumps(phpsession.to_json(decode_every_way(data, None, max_depth)))
-    except phpsession.SessionDecodeError:
+        json.dumps(decoder.to_json(decode_every_way(data, None, max_depth)))
+    except decoder.SessionDecodeError:
         pass
     return decoded
 

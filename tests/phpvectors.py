@@ -13,7 +13,7 @@ the IEEE double]`` (``"NAN"`` for any NaN), ``["s", base64]``, ``["a",
 base64 payload]``; class and case names are base64 too. php-cli is required:
 without it these helpers fail loudly.
 
-bridge.phpsession has two parsers, the C extension and the pure-Python
+bridge.php has two parsers, the C extension and the pure-Python
 reference; test modules import the autouse :func:`implementation` fixture so
 that each of their tests runs against both (the C one is skipped when it was
 not built), and :func:`using` switches between them inside a test.
@@ -33,7 +33,8 @@ from contextlib import contextmanager
 
 import pytest
 
-from bridge import phpparse, phpsession
+from bridge import php as decoder
+from bridge.php import parse as phpparse
 
 HANDLERS = ("php", "php_binary", "php_serialize")
 
@@ -199,7 +200,7 @@ def sessions(cases: dict[str, str], setup: str = "",
 
 
 def canon(value, ids: dict | None = None, path: frozenset = frozenset()):
-    """The canonical form (see module docstring) of a value decoded by bridge.phpsession.
+    """The canonical form (see module docstring) of a value decoded by bridge.php.
 
     An array inside itself (a cycle through ``R:``) shows as ``["cycle"]``.
     """
@@ -219,12 +220,12 @@ def canon(value, ids: dict | None = None, path: frozenset = frozenset()):
             return ["cycle"]
         inner = path | {id(value)}
         return ["a", [[canon_key(k), canon(v, ids, inner)] for k, v in value.items()]]
-    if isinstance(value, phpsession.PHPEnum):
+    if isinstance(value, decoder.PHPEnum):
         return ["E", _b64text(value.class_name), _b64text(value.case)]
     if id(value) in ids:
         return ["ref", ids[id(value)]]
     ids[id(value)] = len(ids)
-    if isinstance(value, phpsession.PHPCustom):
+    if isinstance(value, decoder.PHPCustom):
         return ["C", _b64text(value.class_name), b64(value.payload)]
     props = [[_b64text(str(k)), canon(v, ids, path)]
              for k, v in value.raw_props.items()]
@@ -247,23 +248,23 @@ NEVER = re.compile(rb"(?!)")  # a PAIR that never matches: every element takes t
 
 @contextmanager
 def using(name: str):
-    """bridge.phpsession decodes with ``name``: ``"c"``, ``"python"``, or ``"general"``
+    """bridge.php decodes with ``name``: ``"c"``, ``"python"``, or ``"general"``
     (pure Python without its one-match-per-element fast path)."""
-    saved = phpsession.accelerator, phpparse.PAIR
-    if name == "c" and phpsession._phpparse is None:
-        pytest.skip("bridge._phpparse (the C parser) was not built")
-    phpsession.accelerator = phpsession._phpparse if name == "c" else None
+    saved = decoder.accelerator, phpparse.PAIR
+    if name == "c" and decoder._cparse is None:
+        pytest.skip("bridge.php._cparse (the C parser) was not built")
+    decoder.accelerator = decoder._cparse if name == "c" else None
     if name == "general":
         phpparse.PAIR = NEVER
     try:
         yield name
     finally:
-        phpsession.accelerator, phpparse.PAIR = saved
+        decoder.accelerator, phpparse.PAIR = saved
 
 
 def available(names=("c", "python", "general")) -> list[str]:
     """The implementations among ``names`` that can run here (``c`` only when built)."""
-    return [n for n in names if n != "c" or phpsession._phpparse is not None]
+    return [n for n in names if n != "c" or decoder._cparse is not None]
 
 
 @pytest.fixture(params=IMPLEMENTATIONS, autouse=True)

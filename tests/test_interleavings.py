@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import phpsession
+from bridge import php as decoder
 from tests import harness
 from tests.sio import Refused
 
@@ -49,9 +49,9 @@ def session_user(redis, session_id: str) -> str | None:
     if raw is None:
         return None
     try:
-        _, variables = phpsession.decode_session(raw)
-        return phpsession.php_str(phpsession.lookup(variables, "user_id"))
-    except (phpsession.SessionDecodeError, KeyError):
+        _, variables = decoder.decode_session(raw)
+        return decoder.php_str(decoder.lookup(variables, "user_id"))
+    except (decoder.SessionDecodeError, KeyError):
         return None
 
 

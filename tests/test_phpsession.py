@@ -1,4 +1,4 @@
-"""bridge.phpsession on sessions and values written by the real PHP (php-cli).
+"""bridge.php on sessions and values written by the real PHP (php-cli).
 
 Every case below is PHP code filling ``$vars``; one php process encodes each
 case under every session handler and also reports what PHP's own
@@ -17,8 +17,8 @@ import sys
 
 import pytest
 
-from bridge import phpsession
-from bridge.phpsession import PHPCustom, PHPEnum, PHPObject, SessionDecodeError
+from bridge import php as decoder
+from bridge.php import PHPCustom, PHPEnum, PHPObject, SessionDecodeError
 from tests import phpvectors
 from tests.phpvectors import implementation  # noqa: F401 - autouse: both parsers
 
@@ -103,7 +103,7 @@ def php():
 
 
 def decoded(php, case, handler):
-    fmt, variables = phpsession.decode_session(php[case][handler][0], handler)
+    fmt, variables = decoder.decode_session(php[case][handler][0], handler)
     assert fmt == handler
     return variables
 
@@ -113,7 +113,7 @@ def decoded(php, case, handler):
 def test_decodes_like_php(php, case, handler):
     data, expected = php[case][handler]
     assert expected is not None, "PHP could not decode its own session"
-    _, variables = phpsession.decode_session(data, handler)
+    _, variables = decoder.decode_session(data, handler)
     assert phpvectors.canon(variables) == expected
 
 
@@ -124,12 +124,12 @@ def test_auto_detects_the_handler(php, case, handler):
         assert (case, handler) == ("pipe_name", "php")
         return
     data = php[case][handler][0]
-    fmt, variables = phpsession.decode_session(data, "auto")
+    fmt, variables = decoder.decode_session(data, "auto")
     if not data:
         assert (fmt, variables) == ("php", {})
         return
     assert fmt == handler
-    explicit = phpsession.decode_session(data, handler)[1]
+    explicit = decoder.decode_session(data, handler)[1]
     assert phpvectors.canon(variables) == phpvectors.canon(explicit)
 
 
@@ -139,7 +139,7 @@ def test_igbinary_is_refused_by_name(php, case):
     assert data[:4] == b"\x00\x00\x00\x02"
     for fmt in ("auto",) + HANDLERS:
         with pytest.raises(SessionDecodeError, match="igbinary"):
-            phpsession.decode_session(data, fmt)
+            decoder.decode_session(data, fmt)
 
 
 def test_slots_are_shared_across_variables(php):
@@ -161,10 +161,10 @@ def test_private_and_protected_properties_by_plain_name(php, handler):
     assert child.props == {"secret": "c", "prot": "p", "pub": 1}
     assert child.raw_props == {"\0Base\0secret": "b", "\0*\0prot": "p", "pub": 1,
                                "\0Child\0secret": "c"}
-    assert phpsession.lookup(variables, "user.id") == 7
-    assert phpsession.lookup(variables, "user.name") == "Zoë"
-    assert phpsession.lookup(variables, "user.roles.0") == "ROLE_USER"
-    assert phpsession.to_json(child) == {"__class__": "Child", "secret": "c", "prot": "p",
+    assert decoder.lookup(variables, "user.id") == 7
+    assert decoder.lookup(variables, "user.name") == "Zoë"
+    assert decoder.lookup(variables, "user.roles.0") == "ROLE_USER"
+    assert decoder.to_json(child) == {"__class__": "Child", "secret": "c", "prot": "p",
                                          "pub": 1}
 
 
@@ -176,7 +176,7 @@ def test_php_references_and_cycles(php, handler):
     assert inner["me"] is inner
     cyclic = variables["cyclic"]
     assert cyclic.props["self"] is cyclic
-    rendered = phpsession.to_json(variables)
+    rendered = decoder.to_json(variables)
     assert rendered["self"] == {"me": {"me": {"__recursion__": True}}}
     assert rendered["cyclic"] == {"__class__": "stdClass", "self": {"__recursion__": True}}
     json.dumps(rendered)
@@ -188,7 +188,7 @@ def test_enums(php, handler):
     assert variables["suit"] == PHPEnum("Suit", "Hearts")
     assert variables["plain"] == PHPEnum("Plain", "A")
     assert variables["again"] is variables["suit"]  # PHP writes r: for the repeat
-    assert phpsession.to_json(variables["list"]) == [{"__enum__": "Suit:Spades"},
+    assert decoder.to_json(variables["list"]) == [{"__enum__": "Suit:Spades"},
                                                      {"__enum__": "Plain:B"}]
 
 
@@ -200,7 +200,7 @@ def test_serializable_objects_stay_inert_and_keep_slot_numbers(php, handler):
     # The nested serialize() shares PHP's counter: the payload refers to the outer $o.
     slot_of_o = 1 if handler != "php_serialize" else 2
     assert legacy.payload == b'a:2:{i:0;r:%d;i:1;s:1:"z";}' % slot_of_o
-    assert phpsession.to_json(legacy) == {"__class__": "Legacy",
+    assert decoder.to_json(legacy) == {"__class__": "Legacy",
                                           "__serialized__": legacy.payload.decode()}
     # $inner is first written inside l2's payload; the later r: must still find it.
     assert isinstance(variables["inner"], PHPObject)
@@ -212,7 +212,7 @@ def test_objects_with_magic_serialize(php, handler):
     variables = decoded(php, "magic", handler)
     magic = variables["m"]
     assert magic.class_name == "Magic" and magic.props == {"x": 1, "o": None, 5: "five"}
-    assert phpsession.lookup(variables, "m.5") == "five"
+    assert decoder.lookup(variables, "m.5") == "five"
     assert variables["again"] is variables["after"]
 
 
@@ -231,11 +231,11 @@ def test_deep_big_and_odd_text(php, handler):
     big = decoded(php, "big", handler)
     assert len(big["big"]) == 1_000_000 and big["after"] == 1
     with pytest.raises(SessionDecodeError, match="cap"):
-        phpsession.decode_session(php["big"][handler][0], handler, max_bytes=500_000)
+        decoder.decode_session(php["big"][handler][0], handler, max_bytes=500_000)
     text = decoded(php, "text", handler)
     assert text["utf8"] == "Zoë 超级管理员"
     assert text["bad"].encode("utf-8", "surrogateescape") == b"\xff\xfe\xc3"
-    assert phpsession.to_json(text["bad"]) == "\ufffd\ufffd\ufffd"
+    assert decoder.to_json(text["bad"]) == "\ufffd\ufffd\ufffd"
     assert text["tricky"] == 'quote";s:1:"x";}|a:1:{'
     assert text["nul"] == "a\0b" and text["empty"] == ""
 
@@ -250,14 +250,14 @@ def test_float_and_int_text_forms():
     }
     got = phpvectors.serialized({k: v for k, v in values.items()})
     for expected, data in got.items():
-        value = phpsession.unserialize(data)
+        value = decoder.unserialize(data)
         assert struct.pack(">d", value) == struct.pack(">d", float(expected)), data
-    assert math.isnan(phpsession.unserialize(phpvectors.serialized({"n": "NAN"})["n"]))
+    assert math.isnan(decoder.unserialize(phpvectors.serialized({"n": "NAN"})["n"]))
     old = phpvectors.serialized({"p": "0.1"}, setup="ini_set('serialize_precision', '17');")
-    assert old["p"] == b"d:0.10000000000000001;" and phpsession.unserialize(old["p"]) == 0.1
+    assert old["p"] == b"d:0.10000000000000001;" and decoder.unserialize(old["p"]) == 0.1
     ints = phpvectors.serialized({"max": "PHP_INT_MAX", "min": "PHP_INT_MIN"})
-    assert phpsession.unserialize(ints["max"]) == 2**63 - 1
-    assert phpsession.unserialize(ints["min"]) == -(2**63)
+    assert decoder.unserialize(ints["max"]) == 2**63 - 1
+    assert decoder.unserialize(ints["min"]) == -(2**63)
 
 
 # -- to_json, lookup, php_str ----------------------------------------------------------
@@ -275,22 +275,22 @@ def test_float_and_int_text_forms():
     (PHPCustom("Legacy", b"a:0:{}"), {"__class__": "Legacy", "__serialized__": "a:0:{}"}),
 ])
 def test_to_json_mapping(value, expected):
-    assert phpsession.to_json(value) == expected
-    json.dumps(phpsession.to_json(value))
+    assert decoder.to_json(value) == expected
+    json.dumps(decoder.to_json(value))
 
 
 def test_to_json_puts_class_first_and_keeps_it():
     obj = PHPObject("C", raw_props={"z": 1, "__class__": "spoof", "a": 2})
-    rendered = phpsession.to_json(obj)
+    rendered = decoder.to_json(obj)
     assert list(rendered) == ["__class__", "z", "a"] and rendered["__class__"] == "C"
 
 
 def test_to_json_expands_shared_values_but_stays_finite():
     shared = {0: "x"}
-    assert phpsession.to_json({0: shared, 1: shared}) == [["x"], ["x"]]
+    assert decoder.to_json({0: shared, 1: shared}) == [["x"], ["x"]]
     # 60 levels of [$x, $x] via R: would render 2**60 leaves without a budget.
-    value = phpsession.unserialize(_doubling(60))
-    text = json.dumps(phpsession.to_json(value))
+    value = decoder.unserialize(_doubling(60))
+    text = json.dumps(decoder.to_json(value))
     assert len(text) < 20_000_000 and '"__truncated__": true' in text
 
 
@@ -304,17 +304,17 @@ def _doubling(levels: int) -> bytes:
 
 
 def test_to_json_truncates_very_deep_reference_chains():
-    value = phpsession.unserialize(b"a:1:{i:0;" * 300 + b"N;" + b"}" * 300, max_depth=400)
-    text = json.dumps(phpsession.to_json(value))
+    value = decoder.unserialize(b"a:1:{i:0;" * 300 + b"N;" + b"}" * 300, max_depth=400)
+    text = json.dumps(decoder.to_json(value))
     assert '"__truncated__": true' in text
 
 
 def test_to_json_fits_in_a_deep_call_stack():
     """128 levels (the default depth cap) render and dump with 500 frames already in use."""
-    value = phpsession.unserialize(b"a:1:{i:0;" * 128 + b"N;" + b"}" * 128)
+    value = decoder.unserialize(b"a:1:{i:0;" * 128 + b"N;" + b"}" * 128)
 
     def nested(frames):
-        return nested(frames - 1) if frames else json.dumps(phpsession.to_json(value))
+        return nested(frames - 1) if frames else json.dumps(decoder.to_json(value))
 
     text = nested(sys.getrecursionlimit() - 500)
     assert "__truncated__" not in text and text.count("[") == 128
@@ -335,7 +335,7 @@ def test_lookup_walks_arrays_and_objects(path, expected):
         "odd": {"05": "string key", -1: "minus one"},
         "obj": obj,
     }
-    assert phpsession.lookup(variables, path) == expected
+    assert decoder.lookup(variables, path) == expected
 
 
 @pytest.mark.parametrize("path", ["missing", "user_id.x", "list.2", "list.00", "list.+1",
@@ -344,7 +344,7 @@ def test_lookup_raises_key_error_when_absent(path):
     variables = {"user_id": 42, "list": {0: "a"}, "auth": {"user": PHPObject("U", {})},
                  "odd": {"05": 1}, "enum": PHPEnum("E", "A")}
     with pytest.raises(KeyError):
-        phpsession.lookup(variables, path)
+        decoder.lookup(variables, path)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -353,7 +353,7 @@ def test_lookup_raises_key_error_when_absent(path):
     (PHPEnum("E", "A"), None), (PHPCustom("C", b""), None),
 ])
 def test_php_str(value, expected):
-    assert phpsession.php_str(value) == expected
+    assert decoder.php_str(value) == expected
 
 
 FLOATS = ["0.1", "1.0", "-0.0", "1e15", "1e14", "123456789012345.0", "0.0001", "0.00001",
@@ -365,27 +365,27 @@ def test_php_str_prints_floats_like_php_echo():
     printed = phpvectors.run("$OUT = [" + ", ".join(
         f"[base64_encode(serialize({f})), (string)({f})]" for f in FLOATS) + "];")
     for data, text in printed:
-        value = phpsession.unserialize(phpvectors.unb64(data))
-        assert phpsession.php_str(value) == text, (value, text)
+        value = decoder.unserialize(phpvectors.unb64(data))
+        assert decoder.php_str(value) == text, (value, text)
 
 
 # -- the two parsers --------------------------------------------------------------------
 
 
 def test_the_c_parser_is_used_when_built():
-    if phpsession._phpparse is None:
-        pytest.skip("bridge._phpparse (the C parser) was not built")
+    if decoder._cparse is None:
+        pytest.skip("bridge.php._cparse (the C parser) was not built")
     if not os.environ.get("SESSION_BRIDGE_PURE_PYTHON"):
-        assert phpsession.IMPLEMENTATION == "c"
+        assert decoder.IMPLEMENTATION == "c"
 
 
 @pytest.mark.parametrize("pure, expected", [("1", "python"), ("", None)])
 def test_environment_forces_the_pure_python_parser(pure, expected):
     env = {**os.environ, "SESSION_BRIDGE_PURE_PYTHON": pure}
-    code = "from bridge import phpsession; print(phpsession.IMPLEMENTATION)"
+    code = "from bridge import php as decoder; print(decoder.IMPLEMENTATION)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, check=True, timeout=60).stdout.strip()
-    built = phpsession._phpparse is not None
+    built = decoder._cparse is not None
     assert out == (expected or ("c" if built else "python"))
 
 
@@ -393,5 +393,5 @@ def test_public_api_is_reexported():
     for name in ("decode_session", "unserialize", "lookup", "php_str", "php_float_text",
                  "to_json", "SessionDecodeError", "PHPObject", "PHPEnum", "PHPCustom",
                  "plain_props", "MAX_BYTES", "MAX_DEPTH", "FORMATS"):
-        assert hasattr(phpsession, name), name
+        assert hasattr(decoder, name), name
     assert issubclass(SessionDecodeError, ValueError)

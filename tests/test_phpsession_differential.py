@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bridge import phpsession
+from bridge import php as decoder
 from tests import phpvectors
 
 INT64 = st.integers(-(2**63), 2**63 - 1) | st.sampled_from([2**63 - 1, -(2**63), 0, -1])
@@ -90,10 +90,10 @@ def test_serialize_round_trip_matches_php(specs):
         assert _oracle(phpserialize.loads(data)) == expected, data
         for name in phpvectors.available(("c", "python")):
             with phpvectors.using(name):
-                value = phpsession.unserialize(data)
+                value = decoder.unserialize(data)
             assert phpvectors.canon(value) == expected, (name, data)
             if rendered is not None:  # PHP renders valid UTF-8 only
-                assert _same_json(phpsession.to_json(value), json.loads(rendered)), data
+                assert _same_json(decoder.to_json(value), json.loads(rendered)), data
 
 
 @SETTINGS
@@ -118,7 +118,7 @@ def test_sessions_match_php_under_every_handler(specs):
             data, expected = phpvectors.unb64(result[0]), result[1]
             for name in phpvectors.available(("c", "python")):
                 with phpvectors.using(name):
-                    fmt, variables = phpsession.decode_session(data, handler)
+                    fmt, variables = decoder.decode_session(data, handler)
                     assert phpvectors.canon(variables) == expected, (name, handler, data)
                     _check_auto(data, handler, expected)
 
@@ -128,10 +128,10 @@ def _check_auto(data: bytes, handler: str, expected) -> None:
     format it tries first (possible only for contrived names or string contents), or
     start like igbinary (a first variable named "\0\0\0\1..."), which auto refuses."""
     if data[:4] in (b"\x00\x00\x00\x01", b"\x00\x00\x00\x02"):
-        with pytest.raises(phpsession.SessionDecodeError, match="igbinary"):
-            phpsession.decode_session(data, "auto")
+        with pytest.raises(decoder.SessionDecodeError, match="igbinary"):
+            decoder.decode_session(data, "auto")
         return
-    fmt, variables = phpsession.decode_session(data, "auto")
+    fmt, variables = decoder.decode_session(data, "auto")
     if not data:
         assert (fmt, variables) == ("php", {})
     elif fmt == handler:

@@ -4,7 +4,7 @@ PHP itself is the judge wherever it can be: small hand-written inputs go to
 ``unserialize()``, truncated and mutated real sessions to ``session_decode()``.
 Each place the decoder knowingly differs from PHP is listed (``STRICTER``:
 PHP accepts, the decoder refuses; ``LOOSER``: the other way round) and
-matches the module docstring of bridge.phpsession. Every test runs against
+matches the module docstring of bridge.php. Every test runs against
 both parsers (the ``implementation`` fixture), which must also agree with
 each other on every input, error messages included.
 """
@@ -19,8 +19,8 @@ import tracemalloc
 
 import pytest
 
-from bridge import phpsession
-from bridge.phpsession import SessionDecodeError
+from bridge import php as decoder
+from bridge.php import SessionDecodeError
 from tests import phpvectors
 from tests.phpvectors import implementation  # noqa: F401 - autouse: both parsers
 from tests.test_phpsession import SETUP
@@ -114,7 +114,7 @@ def php_verdicts():
 
 def _ours(data: bytes):
     try:
-        return phpvectors.canon(phpsession.unserialize(data))
+        return phpvectors.canon(decoder.unserialize(data))
     except SessionDecodeError:
         return None
 
@@ -138,7 +138,7 @@ def test_stricter_than_php(php_verdicts, data):
 @pytest.mark.parametrize("data", LOOSER, ids=repr)
 def test_looser_than_php_only_for_unknown_enums(php_verdicts, data):
     assert php_verdicts[data] is None
-    assert isinstance(phpsession.unserialize(data), phpsession.PHPEnum)
+    assert isinstance(decoder.unserialize(data), decoder.PHPEnum)
 
 
 # -- truncated and mutated real sessions, judged by PHP's session_decode() ----------------
@@ -206,7 +206,7 @@ def judged():
 
 def _decode(data: bytes, handler: str):
     try:
-        return phpvectors.canon(phpsession.decode_session(data, handler)[1]), None
+        return phpvectors.canon(decoder.decode_session(data, handler)[1]), None
     except SessionDecodeError as exc:
         return None, str(exc)
 
@@ -233,7 +233,7 @@ def test_truncated_and_mutated_sessions_decided_like_php(judged, handler):
 
 def _refused(data: bytes, fmt: str = "auto", **limits) -> str:
     with pytest.raises(SessionDecodeError) as info:
-        phpsession.decode_session(data, fmt, **limits)
+        decoder.decode_session(data, fmt, **limits)
     return str(info.value)
 
 
@@ -252,28 +252,28 @@ def test_hostile_values_are_refused(data, fmt):
 
 
 def test_self_referencing_array():
-    value = phpsession.unserialize(b"a:1:{i:0;R:1;}")
+    value = decoder.unserialize(b"a:1:{i:0;R:1;}")
     assert value[0] is value
-    assert phpsession.to_json(value) == [{"__recursion__": True}]
+    assert decoder.to_json(value) == [{"__recursion__": True}]
 
 
 def test_depth_cap_is_enforced_without_recursion():
     deep = b"a:1:{i:0;" * 100_000 + b"N;" + b"}" * 100_000
     assert "deeper than 128" in _refused(b"x|" + deep, "php")
     # 50 levels decode with the default cap; 100,000 with a raised cap (no RecursionError).
-    assert phpsession.unserialize(b"a:1:{i:0;" * 50 + b"N;" + b"}" * 50) is not None
-    value = phpsession.unserialize(deep, max_depth=200_000)
+    assert decoder.unserialize(b"a:1:{i:0;" * 50 + b"N;" + b"}" * 50) is not None
+    value = decoder.unserialize(deep, max_depth=200_000)
     for _ in range(100_000):
         value = value[0]
     assert value is None
-    json.dumps(phpsession.to_json(phpsession.unserialize(deep, max_depth=200_000)))
+    json.dumps(decoder.to_json(decoder.unserialize(deep, max_depth=200_000)))
 
 
 def test_size_cap():
-    data = b"x|s:%d:\"%s\";" % (phpsession.MAX_BYTES, b"y" * phpsession.MAX_BYTES)
+    data = b"x|s:%d:\"%s\";" % (decoder.MAX_BYTES, b"y" * decoder.MAX_BYTES)
     assert "cap" in _refused(data)
     assert "cap" in _refused(b"x|i:1;", max_bytes=5)
-    assert phpsession.decode_session(b"x|i:1;", max_bytes=6) == ("php", {"x": 1})
+    assert decoder.decode_session(b"x|i:1;", max_bytes=6) == ("php", {"x": 1})
 
 
 @pytest.mark.parametrize("data", [b"\x00\x00\x00\x02\x14\x00", b"\x00\x00\x00\x01\x14\x00"])
@@ -286,7 +286,7 @@ def test_igbinary_header_is_named(data):
 def test_wrong_input_types_raise_the_decoder_error(data):
     _refused(data)
     with pytest.raises(SessionDecodeError):
-        phpsession.unserialize(data)
+        decoder.unserialize(data)
 
 
 def test_unknown_format_is_a_decode_error():
@@ -294,9 +294,9 @@ def test_unknown_format_is_a_decode_error():
 
 
 def test_empty_session():
-    assert phpsession.decode_session(b"") == ("php", {})
-    assert phpsession.decode_session(b"", "php_binary") == ("php_binary", {})
-    assert phpsession.decode_session(b"a:0:{}") == ("php_serialize", {})
+    assert decoder.decode_session(b"") == ("php", {})
+    assert decoder.decode_session(b"", "php_binary") == ("php_binary", {})
+    assert decoder.decode_session(b"a:0:{}") == ("php_serialize", {})
 
 
 @pytest.mark.parametrize("data", [
@@ -319,7 +319,7 @@ def test_nested_custom_payloads_are_parsed_in_linear_time():
         inner = b'C:1:"A":%d:{%s}' % (len(inner), inner)
     data = b"a:2:{i:0;" + inner + b"i:1;R:102;}"
     started = time.perf_counter()
-    value = phpsession.unserialize(data)
+    value = decoder.unserialize(data)
     assert time.perf_counter() - started < 2
     assert value[1] is None  # slot 102: the null at the bottom of the 100 payloads
 
@@ -339,14 +339,14 @@ def test_nested_custom_payloads_beyond_the_default_depth():
     """The C parser keeps C: payloads on its own stack: no C recursion, any depth.
     (The pure-Python one recurses per payload level, so with a raised max_depth
     it may stop at Python's recursion limit: an internal decoder error.)"""
-    if phpsession.accelerator is None:
+    if decoder.accelerator is None:
         pytest.skip("the pure-Python parser recurses per C: payload level")
     inner = b"N;"
     for _ in range(20_000):
         inner = b'C:1:"A":%d:{%s}' % (len(inner), inner)
-    value = phpsession.unserialize(b"a:2:{i:0;" + inner + b"i:1;R:20002;}", max_depth=10**6)
+    value = decoder.unserialize(b"a:2:{i:0;" + inner + b"i:1;R:20002;}", max_depth=10**6)
     assert value[1] is None  # slot 20002: the null at the bottom of the payloads
-    assert phpsession.unserialize(inner + b"trailing", max_depth=1).payload[:2] == b"C:"
+    assert decoder.unserialize(inner + b"trailing", max_depth=1).payload[:2] == b"C:"
 
 
 LEAK_CASES = SAME + STRICTER + LOOSER + VERDICT_ONLY + [
@@ -363,11 +363,11 @@ def _decode_all(cases) -> None:
     for data in cases:
         for fmt in ("auto", "php", "php_binary", "php_serialize"):
             try:
-                phpsession.decode_session(data, fmt)
+                decoder.decode_session(data, fmt)
             except SessionDecodeError:
                 pass
         try:
-            phpsession.unserialize(data)
+            decoder.unserialize(data)
         except SessionDecodeError:
             pass
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from bridge.phpvalues import PHPCustom, PHPEnum, PHPObject, php_float_text
+from bridge.php.values import PHPCustom, PHPEnum, PHPObject, php_float_text
 
 RENDER_DEPTH = 128
 """Deepest container :func:`to_json` renders (two Python frames per level)."""

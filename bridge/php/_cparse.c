@@ -1,6 +1,6 @@
-/* bridge._phpparse: PHP's serialize() grammar and the three session formats, in C.
+/* bridge.php._cparse: PHP's serialize() grammar and the three session formats, in C.
  *
- * The accelerated twin of bridge/phpparse.py (the pure-Python parser, which
+ * The accelerated twin of bridge/php/parse.py (the pure-Python parser, which
  * stays the reference): same grammar, same limits, same slot numbering for
  * r:/R:, same values, and the same SessionDecodeError messages, offsets
  * included. tests/test_phpsession*.py run against both and
@@ -12,7 +12,7 @@
  * stack (no C recursion at all, C: payloads included) and bounded by
  * max_depth; every reference taken is released on every path.
  *
- * Python API (bridge.phpsession uses it; nothing else should):
+ * Python API (bridge.php uses it; nothing else should):
  *   configure(SessionDecodeError, PHPObject, PHPEnum, PHPCustom, plain_props)
  *   decode(data: bytes, fmt: str, max_depth: int) -> dict | value
  *       fmt: "php", "php_binary", "php_serialize", or "value" (one
@@ -979,7 +979,7 @@ decode(PyObject *module, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!sn:decode", &PyBytes_Type, &data, &fmt, &p.max_depth))
         return NULL;
     if (!DecodeError) {
-        PyErr_SetString(PyExc_RuntimeError, "bridge._phpparse.configure() was not called");
+        PyErr_SetString(PyExc_RuntimeError, "bridge.php._cparse.configure() was not called");
         return NULL;
     }
     if (!strcmp(fmt, "php"))
@@ -1030,12 +1030,12 @@ static PyMethodDef methods[] = {
 };
 
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "bridge._phpparse",
-    "PHP serialize() and session parser in C; see bridge.phpsession.", -1, methods,
+    PyModuleDef_HEAD_INIT, "bridge.php._cparse",
+    "PHP serialize() and session parser in C; see bridge.php.", -1, methods,
 };
 
 PyMODINIT_FUNC
-PyInit__phpparse(void)
+PyInit__cparse(void)
 {
     init_tables();
     if (!PropsName && !(PropsName = PyUnicode_InternFromString("props")))

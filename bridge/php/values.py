@@ -1,8 +1,8 @@
 """Decoded PHP values: the classes for objects, enums and ``C:`` objects, PHP's
 array-key and property-name rules, and reading values the way PHP prints them.
 
-Both parsers (the pure-Python :mod:`bridge.phpparse` and the C extension
-``bridge._phpparse``) build their values from this module, so a value means
+Both parsers (the pure-Python :mod:`bridge.php.parse` and the C extension
+``bridge.php._cparse``) build their values from this module, so a value means
 the same whichever decoded it. Class names are data only: nothing is ever
 looked up or instantiated from them.
 """

@@ -35,9 +35,9 @@ Two parsers, one behaviour
     Parsing is done once, by one of two implementations of the same grammar,
     limits and slot numbering, which return the same values and raise the
     same errors (the tests run against both; the fuzzer compares them on
-    every input): the C extension ``bridge._phpparse``, built at install time
+    every input): the C extension ``bridge.php._cparse``, built at install time
     when a C compiler and the Python headers are there (more than ten times
-    as fast as phpserialize), and the pure-Python :mod:`bridge.phpparse`,
+    as fast as phpserialize), and the pure-Python :mod:`bridge.php.parse`,
     the reference, used when the extension is missing or
     ``SESSION_BRIDGE_PURE_PYTHON=1`` is set (about twice as fast as
     phpserialize). :data:`IMPLEMENTATION` tells which one is in use. One
@@ -46,11 +46,11 @@ Two parsers, one behaviour
     it reports an internal decoder error where the C parser decodes.
 
 Module map
-    :mod:`bridge.phpvalues` (value classes, key and property-name rules,
-    :func:`lookup`, :func:`php_str`), :mod:`bridge.phpjson` (:func:`to_json`),
-    :mod:`bridge.phplex`, :mod:`bridge.phpparse` and :mod:`bridge.phpformats`
+    :mod:`bridge.php.values` (value classes, key and property-name rules,
+    :func:`lookup`, :func:`php_str`), :mod:`bridge.php.tojson` (:func:`to_json`),
+    :mod:`bridge.php.lex`, :mod:`bridge.php.parse` and :mod:`bridge.php.formats`
     (the pure-Python parser: tokens, values, session formats),
-    ``bridge/_phpparse.c`` (the C parser); this module picks the parser,
+    ``bridge/php/_cparse.c`` (the C parser); this module picks the parser,
     detects the format and is the public API.
 
 Safety limits (hostile or corrupted Redis data)
@@ -80,9 +80,9 @@ from __future__ import annotations
 
 import os
 
-from bridge import phpformats
-from bridge.phpjson import to_json
-from bridge.phpvalues import (
+from bridge.php import formats
+from bridge.php.tojson import to_json
+from bridge.php.values import (
     INT64_MAX,
     INT64_MIN,
     PHPCustom,
@@ -111,13 +111,13 @@ FORMATS = ("php", "php_binary", "php_serialize")
 """The session formats this module decodes (``auto`` picks one of them)."""
 
 try:
-    from bridge import _phpparse
+    from bridge.php import _cparse
 except ImportError:  # built without a C compiler or Python headers: pure Python
-    _phpparse = None
+    _cparse = None
 else:
-    _phpparse.configure(SessionDecodeError, PHPObject, PHPEnum, PHPCustom, plain_props)
+    _cparse.configure(SessionDecodeError, PHPObject, PHPEnum, PHPCustom, plain_props)
 
-accelerator = None if os.environ.get("SESSION_BRIDGE_PURE_PYTHON") else _phpparse
+accelerator = None if os.environ.get("SESSION_BRIDGE_PURE_PYTHON") else _cparse
 """The C parser in use, or None for the pure-Python one (tests set it to None)."""
 
 IMPLEMENTATION = "c" if accelerator is not None else "python"
@@ -130,7 +130,7 @@ def _parse(data: bytes, fmt: str, max_depth: int):
     """``fmt`` is a session format or ``value``; both parsers behave alike."""
     if accelerator is not None and type(max_depth) is int and -_SSIZE <= max_depth < _SSIZE:
         return accelerator.decode(data, fmt, max_depth)
-    return phpformats.decode(data, fmt, max_depth)
+    return formats.decode(data, fmt, max_depth)
 
 
 _IGBINARY_HEADERS = (b"\x00\x00\x00\x01", b"\x00\x00\x00\x02")

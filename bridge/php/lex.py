@@ -1,10 +1,10 @@
-"""Tokens of PHP's ``serialize()`` format, for the pure-Python parser (:mod:`bridge.phpparse`).
+"""Tokens of PHP's ``serialize()`` format, for the pure-Python parser (:mod:`bridge.php.parse`).
 
 Each token is recognised by a compiled regex anchored at the current offset;
 strings, class names and payloads are then read by their declared length,
 never by searching for a delimiter. Every length and number is checked here,
 and :func:`fail` builds the one error type, naming the offset of the problem.
-The C parser (``bridge/_phpparse.c``) implements the same checks in the same
+The C parser (``bridge/php/_cparse.c``) implements the same checks in the same
 order, so both report the same message for the same input.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from bridge.phpvalues import INT64_MAX, INT64_MIN, SessionDecodeError
+from bridge.php.values import INT64_MAX, INT64_MIN, SessionDecodeError
 
 # One alternative per opcode; the group number tells the token apart (lastindex).
 # Frequent tokens first.

@@ -1,10 +1,10 @@
 """PHP's ``serialize()`` grammar and the three session formats, in pure Python.
 
-The reference implementation: ``bridge/_phpparse.c`` is its faster twin and
+The reference implementation: ``bridge/php/_cparse.c`` is its faster twin and
 must decode every input exactly as this module does (same value or the same
 :class:`SessionDecodeError`). An index-based parser over the whole input,
 driven by compiled regexes, with an explicit stack instead of recursion for
-nested containers. :mod:`bridge.phpformats` reads the session formats with it.
+nested containers. :mod:`bridge.php.formats` reads the session formats with it.
 
 Slots follow PHP's numbering: every value except keys and ``R:`` takes the
 next slot, containers before their children, and one table serves all the
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 
-from bridge import phplex as lex
-from bridge.phpvalues import (
+from bridge.php import lex
+from bridge.php.values import (
     OBJECT_TYPES,
     PHPCustom,
     PHPEnum,
@@ -221,7 +221,7 @@ class Parser:
         return value, after, (new, obj, count)
 
     def _custom(self, m, pos: int, depth: int):
-        """``C:len:"Class":n:{payload}``: an inert PHPCustom (see bridge.phpsession)."""
+        """``C:len:"Class":n:{payload}``: an inert PHPCustom (see bridge.php)."""
         data, end = self.data, self.end
         name, stop = lex.class_name(data, end, m, pos)
         size, start = lex.object_count(data, end, stop, "bad custom object header")

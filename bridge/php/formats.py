@@ -2,16 +2,16 @@
 
 ``php`` is ``name|value`` repeated, ``php_binary`` a length byte, the name and
 the value, repeated, ``php_serialize`` one serialized array. One
-:class:`~bridge.phpparse.Parser` reads all the values of a session, so they
+:class:`~bridge.php.parse.Parser` reads all the values of a session, so they
 share PHP's slot table. :func:`decode` has the signature of the C parser's
-``decode`` (``bridge/_phpparse.c``), which implements the same loops.
+``decode`` (``bridge/php/_cparse.c``), which implements the same loops.
 """
 
 from __future__ import annotations
 
-from bridge import phplex as lex
-from bridge.phpparse import Parser
-from bridge.phpvalues import SessionDecodeError, text
+from bridge.php import lex
+from bridge.php.parse import Parser
+from bridge.php.values import SessionDecodeError, text
 
 
 def _decode_php(parser: Parser) -> dict:
