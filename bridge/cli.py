@@ -131,9 +131,10 @@ def _serve(cfg) -> int:
 
     eventlet.monkey_patch()
     from bridge import daemon
+    from bridge.runtime import EventletRuntime
 
     try:
-        return daemon.run(cfg)
+        return daemon.run(cfg, EventletRuntime())
     except OSError as exc:
         raise _Failure(f"cannot start: {exc}") from None
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 import socketio
 
-from bridge import logs, transport
+from bridge import logs
 from bridge.admission import LOCAL_PROXIES
 from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
 from bridge.events import Message
@@ -105,7 +105,6 @@ class SocketLayer:
     def __init__(self, *, async_mode: str, authenticator: Authenticator,
                  limiter: HandshakeLimiter, registry: Registry, metrics: Metrics,
                  max_sockets_per_user: int, cors_allowed_origins, websocket_compression: bool,
-                 websocket_loop=None,
                  on_first_socket: Callable[[str], None] = lambda session_id: None,
                  on_last_socket: Callable[[str], None] = lambda session_id: None):
         self.authenticator = authenticator
@@ -130,8 +129,6 @@ class SocketLayer:
             max_http_buffer_size=MAX_PACKET_BYTES, always_connect=False,
             async_handlers=False, client_manager=IndexedManager(),
         )
-        if websocket_loop is not None:
-            transport.install(self.sio.eio, websocket_loop, MAX_PACKET_BYTES)
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)

@@ -11,14 +11,16 @@ socket straight away (a write the kernel cannot take yet waits in a buffer,
 flushed when the socket is writable).
 
 It replaces ``engineio``'s ``websocket`` driver of one ``engineio.Server``
-(``install``), for both a direct websocket and an upgrade from polling. The
-Engine.IO protocol stays engineio's (``Socket.receive``, ``send``, ``close``,
-its ping checks); this module owns only RFC 6455 framing and the socket.
+(:func:`driver`, installed by ``bridge.runtime``), for both a direct
+websocket and an upgrade from polling. The Engine.IO protocol stays
+engineio's (``Socket.receive``, ``send``, ``close``, its ping checks); this
+module owns only RFC 6455 framing and the socket.
 Compression is not negotiated (the daemon uses eventlet's own websocket when
 ``websocket_compression`` is on).
 
-The async mode stays outside: a :class:`Loop` (see ``daemon.EventletLoop``)
+The async mode stays outside: a :class:`Loop` (see ``runtime.EventletLoop``)
 gives readiness callbacks, spawning, and the raw socket of a request.
+The Engine.IO attributes it drives are listed in :mod:`bridge.patches`.
 """
 
 from __future__ import annotations
@@ -73,13 +75,13 @@ class FrameError(Exception):
         self.code = code
 
 
-def install(engine, loop: Loop, max_message: int) -> None:
-    """Make ``engine`` (an ``engineio.Server``) use this transport for websockets."""
+def driver(loop: Loop, max_message: int):
+    """Engine.IO's ``websocket`` driver for this transport (see ``patches.install_websocket``)."""
 
-    def driver(handler, server):
+    def websocket(handler, server):
         return _Handshake(handler.__self__, loop, max_message)
 
-    engine._async = {**engine._async, "websocket": driver}
+    return websocket
 
 
 def accept_key(key: str) -> str:

@@ -57,9 +57,9 @@ def _next_event(ws: websocket.WebSocket) -> str:
 
 
 def test_accepted_sockets_have_tcp_nodelay():
-    from bridge.daemon import listen_socket
+    from bridge.runtime import EventletRuntime
 
-    listener = listen_socket("127.0.0.1", harness.free_port())
+    listener = EventletRuntime.listen("127.0.0.1", harness.free_port())
     try:
         client = socket.create_connection(listener.getsockname(), timeout=2)
         accepted, _ = listener.accept()

@@ -1,0 +1,158 @@
+"""The eventlet runtime: everything the daemon needs from its async library.
+
+``cli`` patches the standard library with eventlet before the daemon starts;
+from then on this module (with :mod:`bridge.patches`, the private parts it
+reaches into) is the only one that knows the async mode is eventlet. The
+lifecycle in :mod:`bridge.daemon` gets an :class:`EventletRuntime` and uses
+its ``sleep``, ``spawn``, listeners and servers; the socket layer gets the
+``async_mode`` name; the websocket transport gets an :class:`EventletLoop`.
+Moving to another async mode means another runtime class, not edits across
+the package.
+"""
+
+from __future__ import annotations
+
+import gc
+import socket
+
+import eventlet
+import eventlet.hubs
+import eventlet.wsgi
+
+from bridge import patches, transport
+
+LISTEN_BACKLOG = 4096
+MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
+
+
+class EventletRuntime:
+    async_mode = "eventlet"
+
+    def __init__(self):
+        patches.check()
+
+    @staticmethod
+    def sleep(seconds: float) -> None:
+        eventlet.sleep(seconds)
+
+    @staticmethod
+    def spawn(function, *args, **kwargs):
+        return eventlet.spawn(function, *args, **kwargs)
+
+    @staticmethod
+    def pause() -> None:
+        """Let the other greenlets run."""
+        eventlet.sleep(0)
+
+    def tune_for_many_sockets(self) -> None:
+        """Process-wide settings measured in bench/RESULTS.md (each with what it bought)."""
+        patches.apply(transport.unmask)
+        # Everything imported so far lives as long as the process: keep it out of
+        # every future collection. Young collections every 5,000 allocations
+        # instead of 700 (connect CPU -4 %, polling -7 %); the older generations
+        # keep their default ratios, so closed sockets' reference cycles are still
+        # freed about every 500,000 allocations. (100,000/50/100 saved more, but
+        # full collections then almost never ran and RSS grew 13 MB a minute
+        # under churn; see bench/RESULTS.md.)
+        gc.set_threshold(5_000, 10, 10)
+        gc.freeze()
+
+    def attach(self, sio, max_message: int, pid_of=None) -> None:
+        """Give a ``socketio.Server`` the websocket transport (and recovery pids)."""
+        patches.install_websocket(sio.eio, transport.driver(EventletLoop(), max_message))
+        if pid_of is not None:
+            patches.connect_with_pid(sio, pid_of)
+
+    @staticmethod
+    def listen(host: str, port: int):
+        """The Socket.IO listener, sized for tens of thousands of sockets."""
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        # No SO_REUSEPORT: a second daemon on the same port must fail, not share it.
+        listener = eventlet.listen((host, port), family=family, backlog=LISTEN_BACKLOG,
+                                   reuse_port=False)
+        # Accepted sockets inherit TCP_NODELAY on Linux; without it small
+        # Engine.IO frames wait for delayed ACKs (tens of ms per round trip).
+        listener.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return listener
+
+    @staticmethod
+    def listen_admin(port: int):
+        return eventlet.listen(("127.0.0.1", port), reuse_port=False)
+
+    def serve(self, listener, app):
+        """Serve the Socket.IO app on ``listener`` (any object with ``accept()``)."""
+        return self.spawn(eventlet.wsgi.server, listener, app, max_size=MAX_CONNECTIONS,
+                          log_output=False, debug=False, protocol=SmallBufferProtocol)
+
+    def serve_admin(self, listener, app):
+        return self.spawn(eventlet.wsgi.server, listener, app, log_output=False, debug=False)
+
+
+class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):
+    """eventlet's HTTP protocol with 2 KiB buffers (8/16 KiB by default), that
+    lets go of a connection the websocket transport took over.
+
+    Each websocket of eventlet's own (with compression on) keeps its
+    connection's buffers for life; Engine.IO frames are small. 6.7 KB less
+    per socket.
+    """
+
+    rbufsize = 2048
+    wbufsize = 2048
+
+    def finish(self):
+        if not getattr(self, "environ", {}).get(transport.DETACHED):
+            super().finish()
+            return
+        try:  # the buffers go, the connection stays with the transport
+            self.wfile.flush()
+        except OSError:
+            pass
+        self.wfile.close()
+        self.rfile.close()
+        patches.release_connection(self, _HANDED_OVER)
+
+
+class _HandedOver:
+    """Stands in for a connection eventlet.wsgi no longer owns."""
+
+    def shutdown(self, how=None):
+        pass
+
+    def close(self):
+        pass
+
+
+_HANDED_OVER = _HandedOver()
+
+
+class EventletLoop:
+    """``transport.Loop`` on eventlet's hub."""
+
+    def __init__(self):
+        self.hub = eventlet.hubs.get_hub()
+
+    def on_readable(self, fileno: int, callback):
+        return self.hub.add(self.hub.READ, fileno, callback, _no_throwback, None)
+
+    def on_writable(self, fileno: int, callback):
+        return self.hub.add(self.hub.WRITE, fileno, callback, _no_throwback, None)
+
+    def cancel(self, handle) -> None:
+        self.hub.remove(handle)
+
+    def call_later(self, seconds: float, function, *args) -> None:
+        self.hub.schedule_call_global(seconds, function, *args)
+
+    def spawn(self, function, *args) -> None:
+        eventlet.spawn_n(function, *args)
+
+    def raw_socket(self, environ: dict):
+        return environ["eventlet.input"].get_socket()
+
+    def response_sent_by_app(self) -> None:
+        patches.response_sent_by_app()
+
+
+def _no_throwback(*args) -> None:
+    pass
