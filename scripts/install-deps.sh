@@ -9,6 +9,7 @@ need_cmd() { command -v "$1" >/dev/null 2>&1 || missing+=("$2"); }
 need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
 
 need_cmd redis-server redis-server
+need_cmd redis-sentinel redis-sentinel
 need_cmd php php-cli
 need_pkg php-predis
 need_pkg php-redis
