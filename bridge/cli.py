@@ -117,6 +117,7 @@ def _run(args: argparse.Namespace, cfg) -> int:
 
         shown = describe(cfg)
         shown["redis_url"] = redacted(shown["redis_url"])
+        shown["events_redis_url"] = redacted(shown["events_redis_url"])
         print(json.dumps(shown, indent=2))
         return EX_OK
     if args.command == "inspect":

@@ -71,7 +71,7 @@ class Daemon:
             rt.attach(self.sockets.sio, MAX_PACKET_BYTES)
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
-            client=self._pubsub_client(), store=self.store, authenticator=authenticator,
+            client=components.sessions_client(c), store=self.store, authenticator=authenticator,
             registry=self.registry, end_sockets=self.sockets.end_session_sockets,
             revalidate_seconds=c.revalidate_seconds, may_configure=c.keyspace_events,
             sleep=rt.sleep, on_mode=self._on_mode,
@@ -79,17 +79,12 @@ class Daemon:
         self.sockets.on_first_socket = self.watch.watch
         self.sockets.on_last_socket = self.watch.unwatch
         self.relay = Relay(
-            client=self._pubsub_client(), channel=c.channel, node=self.node,
+            client=components.events_client(c), channel=c.channel, node=self.node,
             deliver=self.sockets.deliver, sleep=rt.sleep,
             dropped=lambda kind: self.metrics.events_dropped.labels(kind).inc())
         self._listen()
         self._threads += [rt.spawn(self.relay.run), rt.spawn(self.watch.run)]
         self._install_signals()
-
-    def _pubsub_client(self):
-        """A client for subscriptions: its reads may wait, its connects may not."""
-        c = self.config
-        return store.open_redis(c.redis_url, c.redis_timeout, max_connections=4)
 
     def _listen(self) -> None:
         """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
@@ -104,7 +99,8 @@ class Daemon:
         log.info("listening", extra={"fields": {
             "address": f"{c.host}:{self.listener.getsockname()[1]}",
             "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off",
-            "redis": store.redacted(c.redis_url), "node": self.node}})
+            "redis": store.redacted(c.redis_url), "node": self.node,
+            "events_redis": store.redacted(components.events_url(c))}})
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)
