@@ -41,7 +41,8 @@ class Sentinel:
         self.sentinels = [self._sentinel(i) for i in range(3)]
         addresses = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         self.url = f"redis+sentinel://{addresses}/{SERVICE}/0"
-        self.predis_uri = ",".join(f"tcp://127.0.0.1:{s.port}" for s in self.sentinels)
+        self.tcp = ",".join(f"tcp://127.0.0.1:{s.port}" for s in self.sentinels)
+        self.php_env = {"DEMO_REDIS_MODE": "sentinel", "DEMO_SENTINEL_SERVICE": SERVICE}
         self.wait_agreed(self.master.port, timeout=20)
 
     def _sentinel(self, index: int) -> Proc:
@@ -117,8 +118,8 @@ class Cluster:
         self._create()
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
         self.url = f"redis+cluster://{seeds}"
-        self.predis_uri = ",".join(f"tcp://127.0.0.1:{n.port}" for n in self.nodes)
-        self.phpredis_seeds = [f"127.0.0.1:{n.port}" for n in self.nodes]
+        self.tcp = ",".join(f"tcp://127.0.0.1:{n.port}" for n in self.nodes)
+        self.php_env = {"DEMO_REDIS_MODE": "cluster"}
 
     def _create(self) -> None:
         import subprocess
