@@ -24,6 +24,7 @@ from collections.abc import Callable
 import redis
 
 from bridge import logs
+from bridge.store import FAILURES
 
 log = logs.get("shards")
 
@@ -63,7 +64,7 @@ class ClusterKeyspace:
         for name, pubsub in pubsubs:
             try:
                 item = pubsub.get_message(timeout=timeout / len(pubsubs))
-            except (redis.RedisError, OSError) as exc:
+            except (*FAILURES, OSError) as exc:
                 self._drop(name, exc)
                 continue
             if item is not None:
@@ -81,7 +82,7 @@ class ClusterKeyspace:
         """Refresh the slot map, move channels whose slot has a new owner, prepare new nodes."""
         try:
             self.cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
-        except (redis.RedisError, OSError) as exc:
+        except (*FAILURES, OSError) as exc:
             log.debug("cluster topology refresh failed", extra={"fields": {"error": str(exc)}})
         for channel, node in list(self.routes.items()):
             owner = self._owner_name(channel)
@@ -108,7 +109,7 @@ class ClusterKeyspace:
                 continue
             try:
                 self.prepare(self.cluster.get_redis_connection(node))
-            except (redis.RedisError, OSError):
+            except (*FAILURES, OSError):
                 continue  # down now; tried again at the next check
             self.prepared.add(node.name)
 
@@ -116,7 +117,7 @@ class ClusterKeyspace:
         key = channel.partition(":")[2] or channel
         try:
             return self.cluster.get_node_from_key(key)
-        except (redis.RedisError, OSError):
+        except (*FAILURES, OSError):
             return None
 
     def _owner_name(self, channel: str) -> str:
@@ -134,7 +135,7 @@ class ClusterKeyspace:
                 self.pubsubs[name] = pubsub
             action(pubsub)
             return True
-        except (redis.RedisError, OSError) as exc:
+        except (*FAILURES, OSError) as exc:
             self._drop(name, exc)
             return False
 
@@ -146,7 +147,7 @@ class ClusterKeyspace:
                         extra={"fields": {"node": name, "error": str(exc) or type(exc).__name__}})
             try:
                 pubsub.close()
-            except (redis.RedisError, OSError):
+            except (*FAILURES, OSError):
                 pass
         for channel, node in self.routes.items():
             if node == name:

@@ -14,10 +14,15 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from bridge import topology
+
+# What a Redis client raises when Redis does not serve a command (a cluster
+# client's own errors, such as a slot no primary covers, are not RedisErrors).
+FAILURES = (redis.RedisError, RedisClusterException)
 
 
 class StoreUnavailable(Exception):
@@ -70,7 +75,7 @@ def _cluster(where: topology.Topology, common: dict, max_connections: int) -> Re
         return RedisCluster(
             startup_nodes=nodes, username=where.username, password=where.password,
             max_connections=max_connections, **{**common, "retry": Retry(NoBackoff(), 1)})
-    except redis.RedisError as exc:
+    except FAILURES as exc:
         raise StoreUnavailable(f"no cluster node answered: {exc}") from None
 
 
@@ -124,7 +129,7 @@ class SessionStore:
         pool = self.client.connection_pool
         try:
             conn = pool.get_connection()
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         try:
             conn.send_command("GET", self.key(session_id))
@@ -148,7 +153,7 @@ class SessionStore:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None
             raise StoreUnavailable(str(exc)) from None
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
@@ -160,7 +165,7 @@ class SessionStore:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None
             raise StoreUnavailable(str(exc)) from None
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return value, (ttl if ttl is not None and ttl >= 0 else None)
 
@@ -168,7 +173,7 @@ class SessionStore:
         """Seconds the session has left; None when missing or without expiry."""
         try:
             seconds = self.client.ttl(self.key(session_id))
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return seconds if seconds is not None and seconds >= 0 else None
 
@@ -179,13 +184,13 @@ class SessionStore:
         """
         try:
             return bool(self.client.expire(self.key(session_id), seconds))
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except redis.RedisError:
+        except FAILURES:
             return False
 
     # --- keyspace notifications of session keys ---
