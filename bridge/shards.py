@@ -143,14 +143,15 @@ class ClusterKeyspace:
         """A node's pub/sub failed: its channels wait for a route, checked soon."""
         pubsub = self.pubsubs.pop(name, None)
         if pubsub is not None:
-            log.warning("cluster node subscription lost; re-routing",
-                        extra={"fields": {"node": name, "error": str(exc) or type(exc).__name__}})
             try:
                 pubsub.close()
             except (*FAILURES, OSError):
                 pass
-        for channel, node in self.routes.items():
-            if node == name:
-                self.routes[channel] = ""
+        lost = [channel for channel, node in self.routes.items() if node == name]
+        if lost:  # logged once per loss, not at every retry of a node still down
+            log.warning("cluster node subscription lost; re-routing", extra={"fields": {
+                "node": name, "sessions": len(lost), "error": str(exc) or type(exc).__name__}})
+        for channel in lost:
+            self.routes[channel] = ""
         self.prepared.discard(name)
         self.next_check = 0.0

@@ -68,11 +68,27 @@ def _sentinel_master(where: topology.Topology, common: dict, max_connections: in
     return sentinel.master_for(where.service, db=where.db, max_connections=max_connections)
 
 
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, reading the slot map again before each new subscription.
+
+    A subscription is bound to one node; redis-py refreshes its slot map when
+    a command fails, never when a subscription does. So a subscription that
+    starts again after its node failed asks the cluster where the slot is now.
+    """
+
+    def pubsub(self, *args, **kwargs):
+        try:
+            self.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+        except (*FAILURES, OSError):
+            pass  # the subscription itself will fail and be tried again
+        return super().pubsub(*args, **kwargs)
+
+
 def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
     """A cluster client; it reads the slot map now, so a cluster down raises StoreUnavailable."""
     nodes = [ClusterNode(host, port) for host, port in where.hosts]
     try:
-        return RedisCluster(
+        return _Cluster(
             startup_nodes=nodes, username=where.username, password=where.password,
             max_connections=max_connections, **{**common, "retry": Retry(NoBackoff(), 1)})
     except FAILURES as exc:

@@ -120,10 +120,13 @@ def test_cluster_primary_failover(cluster, start_php, start_daemon, clients):
 def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, start_daemon,
                                                          clients):
     php = start_php(cluster, **cluster.php_env)
-    primaries = cluster.primary_ports(cluster.nodes[0].port)
-    daemons = [start_daemon(cluster),
-               start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{primaries[1]}"),
-               start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{primaries[2]}")]
+    # One daemon through the cluster client (subscribed on the channel slot's primary),
+    # two with events_redis_url on one of the other primaries each.
+    channel_owner = cluster.primary_of_slot(key_slot(b"session-bridge"))
+    others = [p for p in cluster.primary_ports(cluster.nodes[0].port) if p != channel_owner]
+    daemons = [start_daemon(cluster), *[
+        start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{port}")
+        for port in others]]
     alice = php.login("alice")
     conns = [clients.connect(d.url, cookie_of(alice)) for d in daemons]
     reply = php.post(alice, "notify.php", to="1", message="through Predis cluster")
@@ -132,10 +135,19 @@ def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, sta
         assert conn.wait_event("notice")[0]["text"] == "through Predis cluster"
     # A raw PUBLISH to any node reaches them all (Redis Cluster forwards it).
     raw = ('{"event":"raw","data":7,"user":1}')
-    subprocess.run(["redis-cli", "-p", str(primaries[0]), "PUBLISH", "session-bridge", raw],
+    subprocess.run(["redis-cli", "-p", str(others[0]), "PUBLISH", "session-bridge", raw],
                    check=True, capture_output=True, timeout=10)
     for conn in conns:
         assert conn.wait_event("raw") == [7]
+    # The primary owning the channel's slot fails over: delivery comes back by itself.
+    cluster.kill_primary(channel_owner)
+    cluster.wait_ok(timeout=20)
+    harness.wait_until(lambda: all(d.ready() for d in daemons), PROMOTION_TO_ADMIT,
+                       what="every daemon ready again")
+    reply = php.post(alice, "notify.php", to="1", message="after the failover")
+    assert reply.status_code == 200, reply.text
+    for conn in conns:
+        conn.wait_event("notice", count=2)
 
 
 # --- Sentinel ---
