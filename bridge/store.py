@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from bridge import topology
 
@@ -59,13 +59,19 @@ def open_redis(url: str, timeout: float, max_connections: int = 64):
     return redis.Redis(connection_pool=pool)
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (master looked up per connection), blocking when full."""
+
+
 def _sentinel_master(where: topology.Topology, common: dict, max_connections: int):
     auth = {"username": where.username, "password": where.password}
     sentinel = Sentinel(
         list(where.hosts), **common, **auth,
         sentinel_kwargs={**auth, "socket_timeout": common["socket_timeout"],
                          "socket_connect_timeout": common["socket_connect_timeout"]})
-    return sentinel.master_for(where.service, db=where.db, max_connections=max_connections)
+    return sentinel.master_for(
+        where.service, connection_pool_class=_BlockingSentinelPool, db=where.db,
+        max_connections=max_connections, timeout=common["socket_timeout"])
 
 
 class _Cluster(RedisCluster):

@@ -186,12 +186,15 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     browsers = [php.login(USERS[i % len(USERS)]) for i in range(40)]
     open_conns = [clients.connect(daemon.url, cookie_of(browsers[i % 40]), timeout=10)
                   for i in range(200)]
+    fresh = php.login("alice")  # its first connect comes after the failover
     sentinel.wait_replicated()
     churn = Churn(php, daemon, clients)
     churn.start()
     harness.wait_until(lambda: churn.rounds >= 2, 20, what="churn running")
-    promoted, promoted_at = sentinel.kill_master()
-    fresh = php.login("alice")  # PHP's Predis finds the new master through the sentinels
+    outage = []  # while no master answers: refused store_unavailable, /readyz 503
+    promoted, promoted_at = sentinel.kill_master(during=lambda: outage.append(
+        (clients.refusal(daemon.url, cookie_of(fresh)), daemon.admin("/readyz")[0])))
+    assert outage == [("store_unavailable", 503)]
     conn = wait_admitted(clients, daemon, cookie_of(fresh), PROMOTION_TO_ADMIT)
     admit_seconds = time.monotonic() - promoted_at
     harness.wait_until(lambda: daemon.ready(), PROMOTION_TO_ADMIT, what="readyz 200")

@@ -82,10 +82,11 @@ class Sentinel:
         wait_until(lambda: self._agreed(port), timeout, 0.1,
                    what=f"sentinels agreeing on master :{port}")
 
-    def kill_master(self, timeout: float = 20) -> tuple[Redis, float]:
-        """kill -9 the master; returns the promoted replica and the promotion time."""
+    def kill_master(self, timeout: float = 20, during=lambda: None) -> tuple[Redis, float]:
+        """kill -9 the master, call ``during()``; returns the promoted replica and its time."""
         old = self.master
         old.crash()
+        during()
         wait_until(lambda: all(self.master_port_seen(s) not in (None, old.port)
                                for s in self.sentinels), timeout, 0.02, what="promotion")
         promoted_at = time.monotonic()
