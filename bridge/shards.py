@@ -12,6 +12,9 @@ missing) refreshes redis-py's slot map, moves the channels whose slot has
 another owner now (primary failover, resharding) and subscribes them there.
 Every new subscription's confirmation reaches the watch, which then reads
 the session again: whatever happened while the route was missing is seen.
+(Moving a slot MIGRATEs its keys, which the old owner announces as ``del``:
+so on a cluster the watch reads the session again on ``del`` instead of
+ending it at once; see ``lifecycle``.)
 ``prepare`` runs once on every node, replicas included (the watch turns
 keyspace notifications on there, so a promoted replica already sends them).
 """
@@ -84,11 +87,15 @@ class ClusterKeyspace:
             self.cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
         except (*FAILURES, OSError) as exc:
             log.debug("cluster topology refresh failed", extra={"fields": {"error": str(exc)}})
+        moved = 0
         for channel, node in list(self.routes.items()):
             owner = self._owner_name(channel)
-            if node and owner != node:
+            if node and owner and owner != node:
                 self._quietly(node, lambda pubsub, c=channel: pubsub.unsubscribe(c))
                 self.routes[channel] = ""
+                moved += 1
+        if moved:
+            log.info("cluster slots moved; re-routing", extra={"fields": {"sessions": moved}})
         self._prepare_nodes()
         self._route_missing()
 

@@ -97,24 +97,47 @@ def test_cluster_primary_failover(cluster, start_php, start_daemon, clients):
     php = start_php(cluster, **cluster.php_env)
     daemon = start_daemon(cluster)
     before = logins_on_every_shard(php, cluster)
+    spare = logins_on_every_shard(php, cluster)  # their first connect comes after the failover
     kept = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in before.items()}
     victim = sorted(before)[0]
-    promoted, promoted_at = cluster.kill_primary(victim)
+    cluster.wait_replicated(victim)
+    outage = []  # while the shard has no primary: refused store_unavailable
+    promoted, promoted_at = cluster.kill_primary(victim, during=lambda: outage.append(
+        clients.refusal(daemon.url, cookie_of(spare[victim]))))
+    assert outage == ["store_unavailable"]
+    conn = wait_admitted(clients, daemon, cookie_of(spare[victim]), PROMOTION_TO_ADMIT)
+    admit_seconds = time.monotonic() - promoted_at
     cluster.wait_ok(timeout=20)
     after = logins_on_every_shard(php, cluster)
-    conn = wait_admitted(clients, daemon, cookie_of(after[promoted]), PROMOTION_TO_ADMIT)
-    admit_seconds = time.monotonic() - promoted_at
-    conns = {port: (conn if port == promoted else clients.connect(daemon.url, cookie_of(b)))
-             for port, b in after.items()}
+    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in after.items()}
     latencies = [logout_latency(php, after[port], c) for port, c in conns.items()]
     print(f"\ncluster failover: admitted {admit_seconds:.2f} s after promotion; "
           "logout-to-end per shard after it: "
           + ", ".join(f"{s * 1000:.0f} ms" for s in latencies))
     assert admit_seconds < PROMOTION_TO_ADMIT and max(latencies) < LOGOUT_TO_END
     # The sockets opened before the failover, on every shard, are still there and
-    # still end when their session does (the moved shard's through its new primary).
+    # still end when their session does (the failed shard's through its new primary).
     assert all(c.connected and not c.events("session_ended") for c in kept.values())
+    assert conn.connected and promoted in after
     assert logout_latency(php, before[victim], kept[victim]) < LOGOUT_TO_END
+
+
+def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon, clients):
+    php = start_php(cluster, **cluster.php_env)
+    daemon = start_daemon(cluster)
+    browsers = logins_on_every_shard(php, cluster)
+    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in browsers.items()}
+    source, target = sorted(browsers)[:2]
+    key = browsers[source].cookies["PHPSESSID"]
+    cluster.move_slot(key_slot(key.encode()), target)  # the old owner announces "del"
+    harness.wait_until(lambda: "cluster slots moved; re-routing" in daemon.log(), 5,
+                       what="the daemon re-routing the moved session")
+    assert conns[source].whoami()["user"] in (1, 2, 3, 42)  # still open: nothing ended
+    assert not conns[source].events("session_ended")
+    latency = logout_latency(php, browsers[source], conns[source])
+    print(f"\ncluster slot moved: logout after it ended its socket in {latency * 1000:.0f} ms")
+    assert latency < LOGOUT_TO_END
+    assert logout_latency(php, browsers[target], conns[target]) < LOGOUT_TO_END
 
 
 def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, start_daemon,
