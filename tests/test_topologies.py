@@ -234,6 +234,11 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
           f"{churn.php_errors}")
     dropped = [c for c in open_conns if not c.connected or c.events("session_ended")]
     assert len(dropped) == 0 and churn.wrong_admits == 0
+    # Events from PHP (Predis finds the new master too) reach the sockets again.
+    reply = php.post(browsers[0], "notify.php", to="1", message="after the failover")
+    assert reply.status_code == 200, reply.text
+    for alice_conn in open_conns[::4]:  # browsers[i % 40] is USERS[i % 4]: alice for i % 4 == 0
+        assert alice_conn.wait_event("notice")[0]["text"] == "after the failover"
     assert admit_seconds < PROMOTION_TO_ADMIT and latency < LOGOUT_TO_END
     # One of the 200, logged out now, still ends: the watch follows the new master.
     assert logout_latency(php, browsers[0], open_conns[0]) < LOGOUT_TO_END
