@@ -122,6 +122,13 @@ def _redis_url(value: Any) -> str:
     return url
 
 
+def _channel(value: Any) -> str:
+    name = _nonempty(value)
+    if "{" in name or "}" in name:
+        raise ValueError("must not contain { or } (the history keys use {CHANNEL} as a hash tag)")
+    return name
+
+
 # PHP's own rule for session.name (ext/session OnUpdateName).
 _COOKIE_FORBIDDEN = re.compile(r"[=,;.\[ \t\r\n\v\f\0]")
 
@@ -190,7 +197,12 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--allowed-origin", repeatable=True),
     Setting("insecure_any_origin", False, _boolean,
             "allow '*' in allowed_origins (cross-site WebSocket hijacking risk)", switch=True),
-    Setting("channel", "session-bridge", _nonempty, "Redis channel PHP publishes events to"),
+    Setting("channel", "session-bridge", _channel,
+            "Redis channel PHP publishes events to (also names the history keys {CHANNEL}:...)"),
+    Setting("history_size", 10_000, _integer(1, 10_000_000),
+            "events the history keeps at least (the last N), for sockets that come back"),
+    Setting("history_seconds", 300.0, _seconds(),
+            "seconds of events the history keeps at least, for sockets that come back"),
     Setting("admin_port", 6002, _integer(0, 65535),
             "port of /healthz, /readyz, /metrics on 127.0.0.1 (0: off)"),
     Setting("revalidate_seconds", 30.0, _seconds(),

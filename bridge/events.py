@@ -31,7 +31,7 @@ log = logs.get("events")
 
 MAX_MESSAGE_BYTES = 1 << 20
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
-                             "newListener", "removeListener", "session_ended"})
+                             "newListener", "removeListener", "session_ended", "resync"})
 
 
 class BadMessage(ValueError):
