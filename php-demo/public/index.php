@@ -29,11 +29,15 @@ $config = demo_config();
 $clientReady = is_file(__DIR__ . '/vendor/socket.io.min.js');
 $jsConfig = [
     'socketUrl' => $config['socket_url'],
+    // Events published after this page was made reach its socket, none twice,
+    // even those sent while the browser was between two pages.
+    'position' => demo_emitter()->position(),
     'userId' => $user['id'],
     'userName' => $user['name'],
 ];
 $jsonForScript = JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR;
 $others = demo_users();
+$firstOther = current(array_filter(array_column($others, 'id'), fn ($id) => $id !== $user['id']));
 
 page_start('Notices');
 ?>
@@ -57,7 +61,7 @@ roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) 
 <label for="to">to</label>
 <select name="to" id="to">
 <?php foreach ($others as $other): ?>
-<option value="<?= h($other['id']) ?>"><?= h($other['display']) ?> (user <?= h($other['id']) ?>)</option>
+<option value="<?= h($other['id']) ?>"<?= $other['id'] === $firstOther ? ' selected' : '' ?>><?= h($other['display']) ?> (user <?= h($other['id']) ?>)</option>
 <?php endforeach ?>
 </select>
 <input type="text" name="message" id="message" size="40" maxlength="500" placeholder="Your message" required>
@@ -130,7 +134,7 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
       body.delete('return');
       fetch(form.action, { method: 'POST', body, headers: { Accept: 'application/json' }, credentials: 'same-origin' })
         .then((r) => r.json().then((j) => {
-          $(resultId).textContent = j.ok ? 'sent (' + j.daemons + ' daemon(s) listening)' : 'failed: ' + j.error;
+          $(resultId).textContent = j.ok ? 'sent' : 'failed: ' + j.error;
           if (j.ok && form.message) { form.message.value = ''; }
         }))
         .catch((e) => { $(resultId).textContent = 'failed: ' + e.message; });
@@ -141,7 +145,7 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
 
   if (typeof io !== 'function') { return; }
   let ended = false;
-  const options = { withCredentials: true };
+  const options = { withCredentials: true, auth: { since: DEMO.position } };
   // ":6001" means "this page's host, on port 6001", so both 127.0.0.1 and
   // localhost work (the session cookie belongs to the host the page came from).
   const url = /^:\d+$/.test(DEMO.socketUrl)

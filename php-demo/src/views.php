@@ -19,6 +19,7 @@ function page_start(string $title): void
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title><?= h($title) ?> - Acme Intranet</title>
 <link rel="stylesheet" href="/style.css">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
 </head>
 <body>
 <div id="top"><a href="/">Acme Intranet</a> <span>real-time notices by session-bridge</span></div>
