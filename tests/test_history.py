@@ -41,7 +41,8 @@ def php_position(redis) -> str:
     return harness.run_php(code).decode()
 
 
-def raw_connect(port: int, cookie: str, auth: dict | None = None) -> tuple[websocket.WebSocket, dict]:
+def raw_connect(port: int, cookie: str,
+                auth: dict | None = None) -> tuple[websocket.WebSocket, dict]:
     """Engine.IO open + Socket.IO CONNECT; returns the socket and the CONNECT reply's data."""
     ws = websocket.create_connection(
         f"ws://127.0.0.1:{port}/socket.io/?EIO=4&transport=websocket", cookie=cookie, timeout=5)
