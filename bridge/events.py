@@ -1,6 +1,6 @@
 """The publish channel: PHP's messages, checked, and routed to this daemon's sockets.
 
-The wire format is the project's own (SPEC section 5), so PHP never depends
+The wire format is the project's own (docs/contract.md section 5), so PHP never depends
 on python-socketio's internal message-queue format::
 
     {"event": "notice", "data": <any JSON>, "user": 42}      one user's sockets

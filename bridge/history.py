@@ -7,7 +7,7 @@ replay it to sockets that come back (:mod:`bridge.replay`). Keys of a channel
 share a hash tag, so that they live on one slot of a Redis Cluster and the
 append script may touch them together::
 
-    {<channel>}:history     the stream; field ``m`` holds the message JSON (SPEC 5)
+    {<channel>}:history     the stream; field ``m`` holds the message JSON (docs/contract.md 5)
     {<channel>}:retention   hash size/seconds: what the daemons keep; read by the script
     {<channel>}:secret      the key that signs recovery ids (bridge.recovery)
 

@@ -1,6 +1,6 @@
 """``session-bridge inspect`` and ``history``: what the daemon sees, as JSON.
 
-The object has exactly the keys of SPEC section 7: key, found, ttl, bytes,
+The object has exactly the keys of docs/contract.md section 7: key, found, ttl, bytes,
 format, session, user, decision. Why a session is unreadable goes to the
 log (stderr), never into the object.
 """

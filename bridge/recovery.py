@@ -1,4 +1,4 @@
-"""Where a connecting socket starts in the history (SPEC section 8).
+"""Where a connecting socket starts in the history (docs/contract.md section 8).
 
 Three ways to come back, checked in this order:
 
