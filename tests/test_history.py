@@ -1,4 +1,4 @@
-"""Events that are never lost: the history, `since`, recovery pids, resync (SPEC 8).
+"""Events that are never lost: the history, `since`, recovery pids, resync (docs/contract.md section 8).
 
 PHP publishes through the real Emitter and Predis (php-demo/bin/emit.php);
 sockets are python-socketio clients, or raw Engine.IO websockets where the

@@ -1,5 +1,5 @@
 """No event lost, in a real browser: the demo site, the official socket.io-client,
-real daemons and PHP publishing through the Emitter (SPEC 8, issue 13).
+real daemons and PHP publishing through the Emitter (docs/contract.md section 8).
 
 Headless Chromium logs in to php-demo and moves around it while a PHP process
 publishes a numbered stream of events to the user. Before any page script
