@@ -30,7 +30,7 @@ def test_more_than_1024_sockets_at_once(php, redis_server, start_daemon):
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 8 * SOCKETS), hard))
     daemon = start_daemon(redis_server, "--max-sockets-per-user", str(2 * SOCKETS),
                           "--handshake-rate", "0")
-    cookie = f"PHPSESSID={php.login('alice').cookies['PHPSESSID']}"
+    cookie = harness.cookie_of(php.login('alice'))
     opened = []
     try:
         for _ in range(SOCKETS):

@@ -7,10 +7,7 @@ import json
 import pytest
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 def php_session(redis, session_id: str, variables: str, ttl: int = 600) -> None:

@@ -1,4 +1,4 @@
-"""Events that are never lost: the history, `since`, recovery pids, resync (docs/contract.md section 8).
+"""Events that are never lost: history, `since`, recovery pids, resync (contract section 8).
 
 PHP publishes through the real Emitter and Predis (php-demo/bin/emit.php);
 sockets are python-socketio clients, or raw Engine.IO websockets where the
@@ -16,13 +16,11 @@ import pytest
 import websocket
 
 from tests import harness
+from tests.harness import cookie_of
 from tests.sio import Refused
 
 POSITION = re.compile(r"\d+-\d+")
 
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
 
 
 def emit(redis, *args: str) -> str:

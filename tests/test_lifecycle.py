@@ -7,10 +7,7 @@ import time
 import pytest
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 def ended_reason(conn, timeout: float = 5.0) -> str:
