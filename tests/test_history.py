@@ -122,7 +122,7 @@ def test_no_gap_and_no_duplicate_while_php_keeps_publishing(
     sent = [int(seq) for seq, status in published if status != "error"]
     assert len(conns) >= 5 and len(sent) == 300
     for conn in conns:
-        got = conn.wait_event("tick", count=300, timeout=10)
+        got = conn.wait_event("notice", count=300, timeout=10)
         assert [item["seq"] for item in got] == sent
 
 

@@ -1,6 +1,13 @@
 """No event lost, in a real browser: the demo site, the official socket.io-client,
 real daemons and PHP publishing through the Emitter (docs/contract.md section 8).
 
+What a page has of the publisher's notices is what PHP rendered into it (the
+newest ones up to the position it rendered) plus what its socket received
+after that position: together they must hold every notice published, and no
+page may hold one twice. (A browser stops handling the old page's socket
+once the user clicks, a little before the next page is made: what comes in
+that moment is on the next page's render, which is how a real site shows it.)
+
 Headless Chromium logs in to php-demo and moves around it while a PHP process
 publishes a numbered stream of events to the user. Before any page script
 runs, a recorder (Chrome's addScriptToEvaluateOnNewDocument) wraps the
@@ -38,6 +45,8 @@ RECORDER = """
     entries.push(entry);
     sessionStorage.setItem('rec:page:' + page, JSON.stringify(entries));
   };
+  document.addEventListener('DOMContentLoaded', () => save({rendered: Array.from(
+    document.querySelectorAll('#notices li[data-seq]'), (li) => Number(li.dataset.seq))}));
   let wrapped;
   Object.defineProperty(window, 'io', {
     configurable: true,
@@ -45,9 +54,13 @@ RECORDER = """
     set(factory) {
       wrapped = function (...args) {
         const socket = factory(...args);
-        socket.on('connect', () => save({connect: true, recovered: socket.recovered}));
+        socket.on('connect', () => save({connect: true, recovered: socket.recovered,
+                                         since: window.DEMO && window.DEMO.position,
+                                         at: Date.now()}));
+        socket.on('disconnect', (reason) => save({disconnect: reason, at: Date.now()}));
+        window.addEventListener('pagehide', () => save({pagehide: true, at: Date.now()}));
         socket.on('connect_error', (err) => save({error: err.message}));
-        socket.onAny((event, ...data) => save({event, data}));
+        socket.onAny((event, ...data) => save({event, data, at: Date.now()}));
         window.recordedSocket = socket;
         return socket;
       };
@@ -75,7 +88,8 @@ def browsers(tmp):
 
 
 class Publisher:
-    """tests/php/publisher.php: PHP publishing "tick" {"seq": n} at a steady rate."""
+    """tests/php/publisher.php: PHP publishing notices {"seq": n, ...} at a steady rate
+    (made by the ``publishers`` fixture, which stops it whatever happens)."""
 
     def __init__(self, redis: harness.Redis, tmp, user: str = "1", rate: int = RATE):
         self.out = tmp / f"publisher-{time.monotonic_ns()}.out"
@@ -101,6 +115,19 @@ class Publisher:
         return self.published()
 
 
+@pytest.fixture
+def publishers(tmp):
+    started: list[Publisher] = []
+
+    def start(redis: harness.Redis) -> Publisher:
+        started.append(Publisher(redis, tmp))
+        return started[-1]
+
+    yield start
+    for publisher in started:
+        publisher.proc.stop()
+
+
 class Recorder:
     """A browser whose pages record what their sockets receive."""
 
@@ -124,7 +151,10 @@ class Recorder:
         return {int(page): json.loads(entries) for page, entries in raw.items()}
 
     def ticks(self) -> dict[int, list[int]]:
-        return {page: [e["data"][0]["seq"] for e in entries if e.get("event") == "tick"]
+        """Per page, the publisher's notices it has: rendered by PHP, then received."""
+        return {page: [seq for e in entries for seq in e.get("rendered", [])] +
+                [e["data"][0]["seq"] for e in entries
+                 if e.get("event") == "notice" and "seq" in (e["data"][0] or {})]
                 for page, entries in self.log().items()}
 
     def wait_ticks(self, wanted: set[int], timeout: float = 15.0) -> dict[int, list[int]]:
@@ -134,6 +164,7 @@ class Recorder:
         try:
             return harness.wait_until(all_there, timeout, 0.1, "every published event")
         except TimeoutError:
+            (self.page.profile.parent / "recorded.json").write_text(json.dumps(self.log()))
             got = {s for seqs in self.ticks().values() for s in seqs}
             raise AssertionError(f"never received: {sorted(wanted - got)[:50]}") from None
 
@@ -163,11 +194,11 @@ def logged_in(browsers, php, name: str = "alice") -> Recorder:
 
 
 def test_twenty_page_loads_while_php_publishes_lose_nothing(
-        redis_server, start_php, start_daemon, browsers, tmp, record_property):
+        redis_server, start_php, start_daemon, browsers, tmp, record_property, publishers):
     php, daemon = start_site(redis_server, start_php, start_daemon)
     with evidence(browsers, tmp / "screenshots"):
         alice = logged_in(browsers, php)
-        publisher = Publisher(redis_server, tmp)
+        publisher = publishers(redis_server)
         publisher.wait_for(3)
         for n in range(20):
             before = alice.pages()
@@ -183,11 +214,11 @@ def test_twenty_page_loads_while_php_publishes_lose_nothing(
 
 
 def test_daemon_restarted_with_sigterm_loses_nothing(
-        redis_server, start_php, start_daemon, browsers, tmp):
+        redis_server, start_php, start_daemon, browsers, tmp, publishers):
     php, daemon = start_site(redis_server, start_php, start_daemon)
     with evidence(browsers, tmp / "screenshots"):
         alice = logged_in(browsers, php)
-        publisher = Publisher(redis_server, tmp)
+        publisher = publishers(redis_server)
         publisher.wait_for(10)
         daemon.signal(signal.SIGTERM)
         assert daemon.wait(15) == 0
@@ -252,7 +283,7 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
 
 
 def test_clients_move_to_another_daemon_when_one_is_killed(
-        redis_server, start_php, start_daemon, browsers, tmp):
+        redis_server, start_php, start_daemon, browsers, tmp, publishers):
     ports = [harness.free_port(), harness.free_port()]
     forwarder = Forwarder(ports)
     try:
@@ -262,7 +293,7 @@ def test_clients_move_to_another_daemon_when_one_is_killed(
         with evidence(browsers, tmp / "screenshots"):
             alice = logged_in(browsers, php)
             assert first.metric("bridge_connections_open") == 1
-            publisher = Publisher(redis_server, tmp)
+            publisher = publishers(redis_server)
             publisher.wait_for(10)
             first.signal(signal.SIGKILL)
             harness.wait_until(lambda: second.metric("bridge_connections_open") == 1, 20,
@@ -276,13 +307,14 @@ def test_clients_move_to_another_daemon_when_one_is_killed(
         forwarder.close()
 
 
-def test_redis_restarted_with_aof_loses_nothing(tmp, start_php, start_daemon, browsers):
+def test_redis_restarted_with_aof_loses_nothing(
+        tmp, start_php, start_daemon, browsers, publishers):
     redis = harness.Redis(tmp, "--appendonly", "yes", "--appendfsync", "always")
     try:
         php, daemon = start_site(redis, start_php, start_daemon)
         with evidence(browsers, tmp / "screenshots"):
             alice = logged_in(browsers, php)
-            publisher = Publisher(redis, tmp)
+            publisher = publishers(redis)
             publisher.wait_for(10)
             redis.restart()
             publisher.wait_for(len(publisher.published()) + 20)

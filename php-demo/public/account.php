@@ -31,7 +31,7 @@ page_start('Your account', $user);
 <dt>roles</dt><dd><?= h(implode(', ', $user['roles'])) ?></dd>
 <dt>logged in at</dt><dd><?= h(date('H:i:s', (int) ($_SESSION['login_time'] ?? time()))) ?></dd>
 </dl>
-<?php live_status(); ?>
+<?php live_status($user); ?>
 <p class="hint">Other events arrive here:</p>
 <ul id="events"></ul>
 </main>

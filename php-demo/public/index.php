@@ -37,7 +37,7 @@ page_start('Notices', $user);
 <p class="hint">Logged in as <code><?= h($user['name']) ?></code> (user <?= h($user['id']) ?>,
 roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) ($_SESSION['login_time'] ?? time()))) ?>.</p>
 
-<?php live_status(); ?>
+<?php live_status($user); ?>
 
 <h2>Send a notice</h2>
 <form method="post" action="/notify.php" id="send">

@@ -31,17 +31,28 @@ function page_start(string $title, ?array $user = null): void
 <?php
 }
 
-/** The live connection's status line (every logged-in page has one). */
-function live_status(): void
+/**
+ * The live connection's status line and the user's notices (every logged-in
+ * page has them): the newest notices as of this page's position, rendered
+ * here; live.js adds the ones that come after.
+ *
+ * @param array<string, mixed> $user
+ */
+function live_status(array $user): void
 {
     $ready = is_file(dirname(__DIR__) . '/public/vendor/socket.io.min.js');
+    $notices = demo_recent_notices($user['id']);
     ?>
 <h2>Live connection</h2>
 <p id="status"><?= $ready ? 'connecting&hellip;' : 'The Socket.IO client is missing: run php-demo/setup.sh' ?></p>
 <p id="ended" hidden></p>
 <h2>Notices for you</h2>
-<ul id="notices"></ul>
-<p class="hint" id="no-notices">Nothing yet. Send yourself one, or log in as someone else in another browser.</p>
+<ul id="notices">
+<?php foreach ($notices as ['position' => $position, 'notice' => $notice]): ?>
+<li data-position="<?= h($position) ?>"<?= isset($notice['seq']) ? ' data-seq="' . h($notice['seq']) . '"' : '' ?>><strong><?= h($notice['from'] ?? '') ?></strong>: <?= h($notice['text'] ?? '') ?><time><?= h(date('H:i:s', intdiv((int) $position, 1000))) ?></time></li>
+<?php endforeach ?>
+</ul>
+<p class="hint" id="no-notices"<?= $notices ? ' hidden' : '' ?>>Nothing yet. Send yourself one, or log in as someone else in another browser.</p>
 <?php
 }
 
@@ -56,7 +67,7 @@ function live_scripts(array $user): void
 {
     $config = [
         'socketUrl' => demo_config()['socket_url'],
-        'position' => demo_emitter()->position(),
+        'position' => demo_position(),
         'userId' => $user['id'],
         'userName' => $user['name'],
     ];

@@ -5,7 +5,8 @@
  *
  *   php publisher.php REDIS_URI USER COUNT RATE [CHANNEL]
  *
- * sends event "tick" {"seq": n} to USER for n = 0..COUNT-1 (COUNT 0: until
+ * sends event "notice" {"from": "publisher", "text": "tick n", "seq": n} to USER
+ * for n = 0..COUNT-1 (COUNT 0: until
  * SIGTERM) at RATE per second, and prints "n POSITION" for each, or "n error"
  * when Redis refused it (e.g. while it restarts: it goes on with the next).
  */
@@ -27,7 +28,7 @@ $interval = 1.0 / (float) $rate;
 $start = microtime(true);
 for ($n = 0; !$stop && ((int) $count === 0 || $n < (int) $count); $n++) {
     try {
-        echo $n, ' ', $target->emit('tick', ['seq' => $n]), "\n";
+        echo $n, ' ', $target->emit('notice', ['from' => 'publisher', 'text' => "tick $n", 'seq' => $n]), "\n";
     } catch (Predis\PredisException $e) {
         echo $n, " error\n";
         $client->disconnect();
