@@ -18,6 +18,7 @@ from bridge import logs
 from bridge.admission import LOCAL_PROXIES
 from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
 from bridge.events import Message
+from bridge.lifecycle import REVOKED
 from bridge.logs import session_tag
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter
@@ -249,7 +250,7 @@ class SocketLayer:
         """Route one published message to this daemon's sockets."""
         if message.disconnect_user is not None:
             user = str(message.disconnect_user)
-            self.end_session_sockets(self.registry.sockets_of_user(user), "revoked")
+            self.end_session_sockets(self.registry.sockets_of_user(user), REVOKED)
             return
         if message.user is not None:
             target, kind = user_room(str(message.user)), "user"
