@@ -109,10 +109,6 @@ def encode(event: str, data: Any = None, *, user: str | int | None = None,
     return text
 
 
-def encode_disconnect(user: str | int) -> str:
-    return json.dumps({"disconnect": {"user": user}}, separators=(",", ":"))
-
-
 class Relay:
     """Subscribes to the channel and hands every good message to ``deliver``.
 

@@ -26,6 +26,7 @@ from bridge.auth import (
 )
 from bridge.events import Message
 from bridge.history import ZERO, HistoryUnavailable
+from bridge.lifecycle import REVOKED
 from bridge.logs import session_tag
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter
@@ -38,7 +39,6 @@ log = logs.get("sockets")
 
 SESSION_ENDED = "session_ended"
 RESYNC = "resync"
-REVOKED = "revoked"
 MAX_PACKET_BYTES = 100_000  # browsers only send small events (whoami)
 EVENTS_PER_SECOND = 20  # per socket, burst 40; more is a flood and ends the socket
 
