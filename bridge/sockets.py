@@ -106,7 +106,10 @@ class SocketLayer:
                  limiter: HandshakeLimiter, registry: Registry, metrics: Metrics,
                  max_sockets_per_user: int, cors_allowed_origins, websocket_compression: bool,
                  on_first_socket: Callable[[str], None] = lambda session_id: None,
-                 on_last_socket: Callable[[str], None] = lambda session_id: None):
+                 on_last_socket: Callable[[str], None] = lambda session_id: None,
+                 on_rooms_entered: Callable[[str, Identity, tuple], None] = lambda *a: None,
+                 on_rooms_left: Callable[[str], None] = lambda sid: None,
+                 presence_of: Callable[[str], dict] = lambda room: {"error": "not_presence_room"}):
         self.authenticator = authenticator
         self.limiter = limiter
         self.registry = registry
@@ -115,6 +118,9 @@ class SocketLayer:
         self.websocket_compression = websocket_compression
         self.on_first_socket = on_first_socket
         self.on_last_socket = on_last_socket
+        self.on_rooms_entered = on_rooms_entered  # presence (bridge.roster)
+        self.on_rooms_left = on_rooms_left
+        self.presence_of = presence_of
         self.accepting = True
         self.event_budget = HandshakeLimiter(EVENTS_PER_SECOND)
         # Engine.IO sessions are opened before any Socket.IO connect (and so
@@ -132,6 +138,7 @@ class SocketLayer:
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)
+        self.sio.on("presence", self._on_presence)
         self.sio.on("*", self._on_other_event)
 
     def wsgi_app(self):
@@ -170,6 +177,7 @@ class SocketLayer:
         self.sio.enter_room(sid, user_room(identity.user))
         for room in identity.rooms:
             self.sio.enter_room(sid, room)
+        self.on_rooms_entered(sid, identity, (user_room(identity.user), *identity.rooms))
         self.metrics.connects.labels("accepted", "").inc()
         self.metrics.connections_open.set(len(self.registry))
         log.info("connect accepted", extra={"fields": {
@@ -211,6 +219,7 @@ class SocketLayer:
         identity = self.registry.remove(sid)
         if identity is None:
             return
+        self.on_rooms_left(sid)
         self.metrics.connections_open.set(len(self.registry))
         if not self.registry.has_session(identity.session_id):
             self.on_last_socket(identity.session_id)
@@ -220,6 +229,15 @@ class SocketLayer:
         if identity is None or not self._within_budget(sid):
             return None
         return {"user": identity.user_json, "session": identity.exposed}
+
+    def _on_presence(self, sid: str, room=None, *args):
+        """``{"room": R, "users": [...]}`` for a room this socket is in, else an error."""
+        identity = self.registry.identity(sid)
+        if identity is None or not self._within_budget(sid):
+            return None
+        if not isinstance(room, str) or room not in (user_room(identity.user), *identity.rooms):
+            return {"error": "not_in_room"}
+        return self.presence_of(room)
 
     def _on_other_event(self, event: str, sid: str, *args):
         """Events the daemon does not know are ignored, but count toward the budget."""
@@ -259,6 +277,13 @@ class SocketLayer:
             target, kind = None, "all"
         self.sio.emit(message.event, message.data, to=target)
         self.metrics.events_delivered.labels(kind).inc()
+
+    def emit_presence(self, room: str, payload: dict) -> int:
+        """Send a ``presence`` event to this daemon's sockets in ``room``; returns how many."""
+        sockets = len(self.sio.manager.rooms.get("/", {}).get(room, ()))
+        if sockets:
+            self.sio.emit("presence", payload, to=room)
+        return sockets
 
     def close_transports(self) -> None:
         """Drop every connection so that clients reconnect by themselves.

@@ -34,6 +34,13 @@ $jsConfig = [
 ];
 $jsonForScript = JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR;
 $others = demo_users();
+// Presence (session-bridge --presence-room lobby): who is online, rendered by PHP, then kept live.
+$displayNames = array_column(demo_users(), 'display', 'id');
+try {
+    $onlineNow = demo_emitter()->online('lobby');
+} catch (Throwable $e) {
+    $onlineNow = [];
+}
 
 page_start('Notices');
 ?>
@@ -46,6 +53,16 @@ roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) 
 <h2>Live connection</h2>
 <p id="status"><?= $clientReady ? 'connecting&hellip;' : 'The Socket.IO client is missing: run php-demo/setup.sh' ?></p>
 <p id="ended" hidden></p>
+
+<section id="presence">
+<h2>Online now</h2>
+<ul id="online">
+<?php foreach ($onlineNow as $id): ?>
+<li data-user="<?= h((string) $id) ?>"><?= h($displayNames[$id] ?? "user $id") ?></li>
+<?php endforeach ?>
+</ul>
+<p class="hint">Everyone with a page open in the lobby, on any daemon; a reload is not a leave.</p>
+</section>
 
 <h2>Notices for you</h2>
 <ul id="notices"></ul>
@@ -147,6 +164,7 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
   const url = /^:\d+$/.test(DEMO.socketUrl)
     ? location.protocol + '//' + location.hostname + DEMO.socketUrl : DEMO.socketUrl;
   const socket = url ? io(url, options) : io(options);
+  window.demoSocket = socket;
 
   socket.on('connect', () => {
     status('connected, checking who I am\u2026', 'ok');
@@ -181,6 +199,39 @@ const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
   socket.onAny((event, ...args) => {
     if (event === 'notice' || event === 'session_ended') { return; }
     item('events', [['strong', event], [null, ' ' + JSON.stringify(args.length > 1 ? args : args[0])], ['time', now()]]);
+  });
+}());
+</script>
+<script>
+(function () {
+  'use strict';
+  // The "Online now" list: a presence query after each connect, then joined/left events.
+  const socket = window.demoSocket;
+  const names = <?= json_encode((object) $displayNames, $jsonForScript) ?>;
+  const list = document.getElementById('online');
+  if (!socket) { return; }
+  const online = new Set(Array.from(list.children, (li) => li.dataset.user));
+  function render() {
+    list.replaceChildren(...Array.from(online).sort().map((id) => {
+      const li = document.createElement('li');
+      li.dataset.user = id;
+      li.textContent = names[id] || 'user ' + id;
+      return li;
+    }));
+  }
+  socket.on('connect', () => {
+    socket.timeout(5000).emit('presence', 'lobby', (err, answer) => {
+      if (err || !answer || !Array.isArray(answer.users)) { return; }
+      online.clear();
+      answer.users.forEach((id) => online.add(String(id)));
+      render();
+    });
+  });
+  socket.on('presence', (event) => {
+    if (!event || event.room !== 'lobby') { return; }
+    if ('joined' in event) { online.add(String(event.joined)); }
+    if ('left' in event) { online.delete(String(event.left)); }
+    render();
   });
 }());
 </script>

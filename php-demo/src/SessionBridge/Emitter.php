@@ -121,6 +121,33 @@ final class Emitter
         return (int) $reply;
     }
 
+    /**
+     * The user ids online in a presence room (SPEC section 11), across every daemon:
+     * the users announced as joined and not yet as left, as the daemons keep them
+     * in the sorted set "{<channel>}:presence:<room>". Read as given: a Predis
+     * `prefix` option is not applied to the key.
+     *
+     * @return list<int|string>
+     */
+    public function online(string $room): array
+    {
+        if ($room === '') {
+            throw new EmitterException('A room must be a non-empty string, got an empty string.');
+        }
+        $key = '{' . $this->channel . '}:presence:' . $room;
+        $command = $this->redis->createCommand('zrange', [$key, 0, -1]);
+        $command->setRawArguments([$key, 0, -1]);
+        $reply = $this->redis->executeCommand($command);
+        if ($reply instanceof ErrorInterface) {
+            throw new ServerException($reply->getMessage());
+        }
+        $users = [];
+        foreach ($reply as $member) {
+            $users[] = json_decode((string) $member, true, 2, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
+        }
+        return $users;
+    }
+
     /** @return int|string */
     private static function checkUserId($userId)
     {
