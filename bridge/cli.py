@@ -19,7 +19,7 @@ from bridge import __version__
 from bridge.config import SETTINGS, ConfigError
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
-COMMANDS = ("serve", "inspect", "emit", "history", "check-config")
+COMMANDS = ("serve", "inspect", "emit", "history", "presence", "check-config")
 
 
 def _settings_parser() -> argparse.ArgumentParser:
@@ -69,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
                          help="how many of the newest entries (default: 10)")
     sub.add_parser("check-config", parents=[shared],
                    help="validate the configuration and print it")
+    presence = sub.add_parser("presence", parents=[shared],
+                              help="print the user ids online in a presence room, as JSON")
+    presence.add_argument("room", metavar="ROOM")
     return parser
 
 
@@ -133,6 +136,8 @@ def _run(args: argparse.Namespace, cfg) -> int:
         return _inspect(cfg, args.session_id)
     if args.command == "history":
         return _history(cfg, args.tail)
+    if args.command == "presence":
+        return _presence(cfg, args.room)
     return _emit(cfg, args)
 
 
@@ -193,4 +198,18 @@ def _history(cfg, count: int) -> int:
     except HistoryUnavailable as exc:
         raise _Failure(f"cannot read the history from Redis: {exc}") from None
     print(json.dumps(report, ensure_ascii=False, indent=1))
+    return EX_OK
+
+
+def _presence(cfg, room: str) -> int:
+    import redis
+
+    from bridge import presence
+    from bridge.store import open_redis
+
+    try:
+        users = presence.online(open_redis(cfg.redis_url, cfg.redis_timeout), cfg.channel, room)
+    except redis.RedisError as exc:
+        raise _Failure(f"cannot read presence from Redis: {exc}") from None
+    print(json.dumps(users, ensure_ascii=False))
     return EX_OK

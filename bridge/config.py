@@ -221,6 +221,13 @@ SETTINGS: tuple[Setting, ...] = (
             "accept permessage-deflate (costs memory per socket)", switch=True),
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "log level"),
     Setting("log_format", "text", _choice("text", "json"), "log line format"),
+    Setting("presence_rooms", (), _str_list,
+            "rooms whose online users are shared across daemons: glob patterns such as "
+            "lobby or chat:* (empty: no presence)", flag="--presence-room", repeatable=True),
+    Setting("presence_leave_delay", 3.0, _seconds(allow_zero=True),
+            "seconds a user's last socket must stay gone before 'left' (a reload is no leave)"),
+    Setting("presence_ttl", 30.0, _seconds(),
+            "seconds within which the users of a daemon that died are announced as left"),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

@@ -24,10 +24,12 @@ from bridge.history import HistoryUnavailable
 from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
 from bridge.metrics import Metrics
+from bridge.presence import SharedPresence
 from bridge.ratelimit import HandshakeLimiter
 from bridge.recovery import Recovery
 from bridge.registry import Registry
 from bridge.replay import Replayer
+from bridge.roster import Roster
 from bridge.sockets import MAX_PACKET_BYTES, SocketLayer, origin_policy
 from bridge.systemd import Notifier
 from bridge.tail import Tail
@@ -93,13 +95,33 @@ class Daemon:
         self.relay = Relay(
             client=self._pubsub_client(), channel=c.channel, node=self.node,
             deliver=self.sockets.deliver, sleep=rt.sleep, dropped=self._dropped)
+        self.roster = self._presence() if c.presence_rooms else None
         self._listen()
         self._threads += [rt.spawn(self.relay.run), rt.spawn(self.watch.run),
                           rt.spawn(self.tail.run)]
+        if self.roster is not None:
+            self._threads += [rt.spawn(self.roster.run),
+                              rt.spawn(self.roster.listen, self._pubsub_client())]
         self._install_signals()
 
     def _dropped(self, kind: str) -> None:
         self.metrics.events_dropped.labels(kind).inc()
+
+    def _presence(self) -> Roster:
+        """Presence rooms (SPEC 11): the roster, hooked into the socket layer."""
+        c = self.config
+        shared = SharedPresence(client=self._pubsub_client(), channel=c.channel,
+                                node=self.node, ttl=c.presence_ttl)
+        roster = Roster(
+            shared=shared, patterns=c.presence_rooms, leave_delay=c.presence_leave_delay,
+            ttl=c.presence_ttl, emit=self.sockets.emit_presence, sleep=self.runtime.sleep,
+            online_gauge=self.metrics.presence_online,
+            events_sent=self.metrics.presence_events)
+        self.sockets.on_rooms_entered = lambda sid, identity, rooms: roster.entered(
+            sid, identity.user_json, rooms)
+        self.sockets.on_rooms_left = roster.left
+        self.sockets.presence_of = roster.query
+        return roster
 
     def _pubsub_client(self):
         """A client for subscriptions: its reads may wait, its connects may not."""
@@ -246,6 +268,8 @@ class Daemon:
         self.relay.stop()
         self.tail.stop()
         self.watch.stop()
+        if self.roster is not None:
+            self.roster.stop()
         if self.admin is not None:
             _close_quietly(self.admin)
         log.info("stopped", extra={"fields": {"sockets_left": len(self.registry),

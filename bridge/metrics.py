@@ -49,6 +49,13 @@ class Metrics:
             "bridge_history_length", "Entries in the event history stream", registry=r)
         self.redis_up = Gauge(
             "bridge_redis_up", "1 while Redis answers and the subscription is live", registry=r)
+        self.presence_online = Gauge(
+            "bridge_presence_online", "Users online in a presence room this daemon serves "
+            "(shared count; at most 100 rooms labelled, the rest summed as room=\"other\")",
+            ["room"], registry=r)
+        self.presence_events = Counter(
+            "bridge_presence_events", "Presence events sent to this daemon's sockets, by kind",
+            ["kind"], registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

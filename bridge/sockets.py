@@ -120,7 +120,10 @@ class SocketLayer:
                  recovery: Recovery | None = None, replayer: Replayer | None = None,
                  cursor: Callable[[], str | None] = lambda: None,
                  on_first_socket: Callable[[str], None] = lambda session_id: None,
-                 on_last_socket: Callable[[str], None] = lambda session_id: None):
+                 on_last_socket: Callable[[str], None] = lambda session_id: None,
+                 on_rooms_entered: Callable[[str, Identity, tuple], None] = lambda *a: None,
+                 on_rooms_left: Callable[[str], None] = lambda sid: None,
+                 presence_of: Callable[[str], dict] = lambda room: {"error": "not_presence_room"}):
         self.authenticator = authenticator
         self.limiter = limiter
         self.registry = registry
@@ -133,6 +136,9 @@ class SocketLayer:
         self.replayer = replayer
         self.cursor = cursor
         self._pids: dict[str, str] = {}  # sid -> pid for its CONNECT reply
+        self.on_rooms_entered = on_rooms_entered  # presence (bridge.roster)
+        self.on_rooms_left = on_rooms_left
+        self.presence_of = presence_of
         self.accepting = True
         self.event_budget = HandshakeLimiter(EVENTS_PER_SECOND)
         # Engine.IO sessions are opened before any Socket.IO connect (and so
@@ -150,6 +156,7 @@ class SocketLayer:
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)
+        self.sio.on("presence", self._on_presence)
         self.sio.on("*", self._on_other_event)
 
     def wsgi_app(self):
@@ -217,6 +224,7 @@ class SocketLayer:
     def _join(self, sid: str, identity: Identity) -> None:
         for room in _rooms_of(identity):
             self.sio.enter_room(sid, room)
+        self.on_rooms_entered(sid, identity, (user_room(identity.user), *identity.rooms))
 
     def _catch_up(self, sid: str, identity: Identity, plan: Plan) -> None:
         still_open = lambda: self.registry.identity(sid) is identity  # noqa: E731
@@ -271,6 +279,7 @@ class SocketLayer:
         identity = self.registry.remove(sid)
         if identity is None:
             return
+        self.on_rooms_left(sid)
         self.metrics.connections_open.set(len(self.registry))
         if not self.registry.has_session(identity.session_id):
             self.on_last_socket(identity.session_id)
@@ -280,6 +289,15 @@ class SocketLayer:
         if identity is None or not self._within_budget(sid):
             return None
         return {"user": identity.user_json, "session": identity.exposed}
+
+    def _on_presence(self, sid: str, room=None, *args):
+        """``{"room": R, "users": [...]}`` for a room this socket is in, else an error."""
+        identity = self.registry.identity(sid)
+        if identity is None or not self._within_budget(sid):
+            return None
+        if not isinstance(room, str) or room not in (user_room(identity.user), *identity.rooms):
+            return {"error": "not_in_room"}
+        return self.presence_of(room)
 
     def _on_other_event(self, event: str, sid: str, *args):
         """Events the daemon does not know are ignored, but count toward the budget."""
@@ -334,6 +352,13 @@ class SocketLayer:
         transport = self.sio.eio.sockets.pop(eio_sid, None) if eio_sid else None
         if transport is not None:
             transport.close(wait=False, abort=True)
+
+    def emit_presence(self, room: str, payload: dict) -> int:
+        """Send a ``presence`` event to this daemon's sockets in ``room``; returns how many."""
+        sockets = len(self.sio.manager.rooms.get("/", {}).get(room, ()))
+        if sockets:
+            self.sio.emit("presence", payload, to=room)
+        return sockets
 
     def close_transports(self) -> None:
         """Drop every connection so that clients reconnect by themselves.

@@ -27,6 +27,13 @@ if ($user === null) {
 
 $config = demo_config();
 $others = demo_users();
+// Presence (session-bridge --presence-room lobby): who is online, rendered by PHP, then kept live.
+$displayNames = array_column(demo_users(), 'display', 'id');
+try {
+    $onlineNow = demo_emitter()->online('lobby');
+} catch (Throwable $e) {
+    $onlineNow = [];
+}
 $firstOther = current(array_filter(array_column($others, 'id'), fn ($id) => $id !== $user['id']));
 
 page_start('Notices', $user);
@@ -38,6 +45,16 @@ page_start('Notices', $user);
 roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) ($_SESSION['login_time'] ?? time()))) ?>.</p>
 
 <?php live_status($user); ?>
+
+<section id="presence" data-names="<?= h(json_encode((object) $displayNames)) ?>">
+<h2>Online now</h2>
+<ul id="online">
+<?php foreach ($onlineNow as $id): ?>
+<li data-user="<?= h((string) $id) ?>"><?= h($displayNames[$id] ?? "user $id") ?></li>
+<?php endforeach ?>
+</ul>
+<p class="hint">Everyone with a page open in the lobby, on any daemon; a reload is not a leave.</p>
+</section>
 
 <h2>Send a notice</h2>
 <form method="post" action="/notify.php" id="send">

@@ -84,6 +84,33 @@
     if ($('no-notices')) { $('no-notices').hidden = true; }
     item('notices', [['strong', n && n.from], [null, ': ' + (n && n.text)], ['time', now()]]);
   });
+  // The "Online now" list (index.php): a presence query after each connect,
+  // then joined/left events.
+  const online = $('online');
+  if (online) {
+    const names = JSON.parse($('presence').dataset.names || '{}');
+    const ids = new Set(Array.from(online.children, (li) => li.dataset.user));
+    const render = () => online.replaceChildren(...Array.from(ids).sort().map((id) => {
+      const li = document.createElement('li');
+      li.dataset.user = id;
+      li.textContent = names[id] || 'user ' + id;
+      return li;
+    }));
+    socket.on('connect', () => {
+      socket.timeout(5000).emit('presence', 'lobby', (err, answer) => {
+        if (err || !answer || !Array.isArray(answer.users)) { return; }
+        ids.clear();
+        answer.users.forEach((id) => ids.add(String(id)));
+        render();
+      });
+    });
+    socket.on('presence', (event) => {
+      if (!event || event.room !== 'lobby') { return; }
+      if ('joined' in event) { ids.add(String(event.joined)); }
+      if ('left' in event) { ids.delete(String(event.left)); }
+      render();
+    });
+  }
   socket.onAny((event, ...args) => {
     if (['notice', 'session_ended', 'resync'].includes(event)) { return; }
     if (args.length > 1 && typeof args[args.length - 1] === 'string') { args.pop(); } // its position

@@ -104,6 +104,26 @@ final class Emitter
     }
 
     /**
+     * The user ids online in a presence room, across every daemon: those
+     * announced as joined and not yet as left, as the daemons keep them in the
+     * sorted set "{<channel>}:presence:<room>" (ids as stored: ints stay ints).
+     *
+     * @return list<int|string>
+     */
+    public function online(string $room): array
+    {
+        if ($room === '') {
+            throw new EmitterException('A room must be a non-empty string.');
+        }
+        $key = '{' . $this->channel . '}:presence:' . $room;
+        $users = [];
+        foreach ((array) $this->execute('zrange', [$key, 0, -1]) as $member) {
+            $users[] = json_decode((string) $member, true, 2, JSON_THROW_ON_ERROR | JSON_BIGINT_AS_STRING);
+        }
+        return $users;
+    }
+
+    /**
      * @internal used by Target
      * @param array<string, int|string> $address [] or ['user' => id] or ['room' => name]
      */
