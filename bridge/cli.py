@@ -130,6 +130,7 @@ def _run(args: argparse.Namespace, cfg) -> int:
 
         shown = describe(cfg)
         shown["redis_url"] = redacted(shown["redis_url"])
+        shown["events_redis_url"] = redacted(shown["events_redis_url"])
         print(json.dumps(shown, indent=2))
         return EX_OK
     if args.command == "inspect":
@@ -204,11 +205,10 @@ def _history(cfg, count: int) -> int:
 def _presence(cfg, room: str) -> int:
     import redis
 
-    from bridge import presence
-    from bridge.store import open_redis
+    from bridge import components, presence
 
     try:
-        users = presence.online(open_redis(cfg.redis_url, cfg.redis_timeout), cfg.channel, room)
+        users = presence.online(components.events_client(cfg, 1), cfg.channel, room)
     except redis.RedisError as exc:
         raise _Failure(f"cannot read presence from Redis: {exc}") from None
     print(json.dumps(users, ensure_ascii=False))

@@ -16,6 +16,21 @@ def session_store(config, max_connections: int = 64) -> SessionStore:
     return SessionStore(client, config.session_prefix, database_number(config.redis_url))
 
 
+def sessions_client(config, max_connections: int = 4):
+    """Another client on the sessions' Redis (the session watch's subscriptions)."""
+    return open_redis(config.redis_url, config.redis_timeout, max_connections)
+
+
+def events_url(config) -> str:
+    """Where events go: ``events_redis_url``, or the sessions' Redis when empty."""
+    return config.events_redis_url or config.redis_url
+
+
+def events_client(config, max_connections: int = 4):
+    """A client on the events' Redis (relay subscriptions, canaries, emit, history)."""
+    return open_redis(events_url(config), config.redis_timeout, max_connections)
+
+
 def authenticator(config, store: SessionStore) -> Authenticator:
     return Authenticator(
         store=store, cookie_name=config.session_cookie, session_format=config.session_format,
@@ -24,7 +39,7 @@ def authenticator(config, store: SessionStore) -> Authenticator:
 
 
 def history(config, max_connections: int = 64) -> History:
-    """The event history of ``channel``, on its own connection pool."""
-    client = open_redis(config.redis_url, config.redis_timeout, max_connections)
+    """The event history of ``channel``, on its own connection pool (events' Redis)."""
+    client = open_redis(events_url(config), config.redis_timeout, max_connections)
     return History(client, config.channel, size=config.history_size,
                    seconds=config.history_seconds)

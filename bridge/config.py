@@ -21,7 +21,8 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping
 from typing import Any
-from urllib.parse import urlsplit
+
+from bridge import topology
 
 
 class ConfigError(Exception):
@@ -117,8 +118,7 @@ def _dotted_paths(value: Any) -> tuple[str, ...]:
 
 def _redis_url(value: Any) -> str:
     url = _nonempty(value)
-    if urlsplit(url).scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must start with redis://, rediss:// or unix://")
+    topology.parse(url)  # BadRedisUrl is a ValueError naming what is wrong
     return url
 
 
@@ -127,6 +127,10 @@ def _channel(value: Any) -> str:
     if "{" in name or "}" in name:
         raise ValueError("must not contain { or } (the history keys use {CHANNEL} as a hash tag)")
     return name
+
+
+def _optional_redis_url(value: Any) -> str:
+    return _redis_url(value) if _text(value).strip() else ""
 
 
 # PHP's own rule for session.name (ext/session OnUpdateName).
@@ -176,7 +180,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", _nonempty, "address the Socket.IO listener binds"),
     Setting("port", 6001, _integer(1, 65535), "port of the Socket.IO listener"),
     Setting("redis_url", "redis://127.0.0.1:6379/0", _redis_url,
-            "Redis holding the PHP sessions: redis://, rediss:// or unix:///path?db=N"),
+            "Redis holding the PHP sessions: redis://, rediss://, unix:///path?db=N, "
+            "redis+sentinel://host:port,.../service[/db] or redis+cluster://host:port,..."),
     Setting("redis_timeout", 1.0, _seconds(),
             "seconds to wait for Redis before refusing with store_unavailable"),
     Setting("session_cookie", "PHPSESSID", _cookie_name, "name of PHP's session cookie"),
@@ -228,6 +233,8 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds a user's last socket must stay gone before 'left' (a reload is no leave)"),
     Setting("presence_ttl", 30.0, _seconds(),
             "seconds within which the users of a daemon that died are announced as left"),
+    Setting("events_redis_url", "", _optional_redis_url,
+            "Redis for the event channel and history, any redis_url form (empty: redis_url)"),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}

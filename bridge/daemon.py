@@ -85,7 +85,7 @@ class Daemon:
                   own_websocket=not c.websocket_compression, pid_of=self.sockets.pid_of)
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
-            client=self._pubsub_client(), store=self.store, authenticator=authenticator,
+            client=components.sessions_client(c), store=self.store, authenticator=authenticator,
             registry=self.registry, end_sockets=self.sockets.end_session_sockets,
             revalidate_seconds=c.revalidate_seconds, may_configure=c.keyspace_events,
             sleep=rt.sleep, on_mode=self._on_mode,
@@ -93,7 +93,7 @@ class Daemon:
         self.sockets.on_first_socket = self.watch.watch
         self.sockets.on_last_socket = self.watch.unwatch
         self.relay = Relay(
-            client=self._pubsub_client(), channel=c.channel, node=self.node,
+            client=components.events_client(c), channel=c.channel, node=self.node,
             deliver=self.sockets.deliver, sleep=rt.sleep, dropped=self._dropped)
         self.roster = self._presence() if c.presence_rooms else None
         self._listen()
@@ -101,7 +101,7 @@ class Daemon:
                           rt.spawn(self.tail.run)]
         if self.roster is not None:
             self._threads += [rt.spawn(self.roster.run),
-                              rt.spawn(self.roster.listen, self._pubsub_client())]
+                              rt.spawn(self.roster.listen, components.events_client(c))]
         self._install_signals()
 
     def _dropped(self, kind: str) -> None:
@@ -110,7 +110,7 @@ class Daemon:
     def _presence(self) -> Roster:
         """Presence rooms (SPEC 11): the roster, hooked into the socket layer."""
         c = self.config
-        shared = SharedPresence(client=self._pubsub_client(), channel=c.channel,
+        shared = SharedPresence(client=components.events_client(c), channel=c.channel,
                                 node=self.node, ttl=c.presence_ttl)
         roster = Roster(
             shared=shared, patterns=c.presence_rooms, leave_delay=c.presence_leave_delay,
@@ -122,11 +122,6 @@ class Daemon:
         self.sockets.on_rooms_left = roster.left
         self.sockets.presence_of = roster.query
         return roster
-
-    def _pubsub_client(self):
-        """A client for subscriptions: its reads may wait, its connects may not."""
-        c = self.config
-        return store.open_redis(c.redis_url, c.redis_timeout, max_connections=4)
 
     def _listen(self) -> None:
         """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
@@ -141,7 +136,8 @@ class Daemon:
         log.info("listening", extra={"fields": {
             "address": f"{c.host}:{self.listener.getsockname()[1]}",
             "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off",
-            "redis": store.redacted(c.redis_url), "node": self.node}})
+            "redis": store.redacted(c.redis_url), "node": self.node,
+            "events_redis": store.redacted(components.events_url(c))}})
 
     def _install_signals(self) -> None:
         signal.signal(signal.SIGTERM, self._on_stop_signal)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import redis
 
 from bridge import logs
+from bridge.store import is_cluster
 
 log = logs.get("keyspace")
 
@@ -25,8 +26,25 @@ def merged_flags(current: str) -> str | None:
     return current + "".join(missing) if missing else None
 
 
-def enable_notifications(client: redis.Redis, may_configure: bool) -> str | None:
-    """Make sure keyspace events flow; returns None, or why they cannot."""
+def enable_notifications(client, may_configure: bool) -> str | None:
+    """Make sure keyspace events flow; returns None, or why they cannot.
+
+    On a cluster, every node answering now (primaries and replicas: a
+    replica promoted later then sends them at once); a node that is down is
+    done when it comes back (see ``shards``).
+    """
+    if is_cluster(client):
+        problems = []
+        for node in client.get_nodes():
+            try:
+                problems.append(enable_on_server(client.get_redis_connection(node), may_configure))
+            except (redis.ConnectionError, redis.TimeoutError):
+                continue
+        return next((problem for problem in problems if problem), None)
+    return enable_on_server(client, may_configure)
+
+
+def enable_on_server(client: redis.Redis, may_configure: bool) -> str | None:
     try:
         current = client.config_get("notify-keyspace-events").get(
             "notify-keyspace-events", "")

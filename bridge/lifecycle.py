@@ -36,11 +36,12 @@ from bridge.auth import (
     Refused,
 )
 from bridge.keepalive import KeepAlive
-from bridge.keyspace import enable_notifications
+from bridge.keyspace import enable_notifications, enable_on_server
 from bridge.logs import session_tag
 from bridge.outage import Outage
 from bridge.registry import Registry
-from bridge.store import SessionStore
+from bridge.shards import ClusterKeyspace
+from bridge.store import SessionStore, is_cluster
 
 log = logs.get("lifecycle")
 
@@ -130,8 +131,15 @@ class SessionWatch:
                 self.sweep()
             self._refresh()
 
+    def _subscriber(self):
+        """One pub/sub connection; on a cluster, one per primary, routed by key slot."""
+        if is_cluster(self.client):
+            return ClusterKeyspace(self.client, prepare=lambda node: enable_on_server(
+                node, self.may_configure))
+        return self.client.pubsub()
+
     def _listen(self) -> None:
-        pubsub = self.client.pubsub()
+        pubsub = self._subscriber()
         try:
             self._changes.clear()
             for session_id in self.registry.session_ids():

@@ -13,7 +13,11 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
+from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
+from redis.sentinel import Sentinel
+
+from bridge import topology
 
 
 class StoreUnavailable(Exception):
@@ -28,18 +32,50 @@ def _wrong_type(exc: redis.ResponseError) -> bool:
     return "WRONGTYPE" in str(exc)  # alone, or inside a pipeline's error
 
 
-def open_redis(url: str, timeout: float, max_connections: int = 64) -> redis.Redis:
+def open_redis(url: str, timeout: float, max_connections: int = 64):
     """A client whose every command fails within ``timeout`` and never retries.
 
-    The pool blocks (up to ``timeout``) instead of opening a connection per
-    waiting handshake, so a flood cannot open thousands of Redis connections.
+    One server: the pool blocks (up to ``timeout``) instead of opening a
+    connection per waiting handshake, so a flood cannot open thousands of
+    Redis connections. Sentinel: redis-py's ``Sentinel.master_for``, which
+    asks the sentinels for the master at every new connection. Cluster:
+    redis-py's ``RedisCluster`` (follows MOVED, refreshes its slot map);
+    ``max_connections`` is then per node.
     """
+    where = topology.parse(url)
+    common = {"socket_timeout": timeout, "socket_connect_timeout": timeout,
+              "retry": Retry(NoBackoff(), 0), "client_name": "session-bridge"}
+    if where.kind == topology.SENTINEL:
+        return _sentinel_master(where, common, max_connections)
+    if where.kind == topology.CLUSTER:
+        return _cluster(where, common, max_connections)
     pool = redis.BlockingConnectionPool.from_url(
-        url, max_connections=max_connections, timeout=timeout,
-        socket_timeout=timeout, socket_connect_timeout=timeout,
-        retry=Retry(NoBackoff(), 0), client_name="session-bridge",
-    )
+        url, max_connections=max_connections, timeout=timeout, **common)
     return redis.Redis(connection_pool=pool)
+
+
+def _sentinel_master(where: topology.Topology, common: dict, max_connections: int):
+    auth = {"username": where.username, "password": where.password}
+    sentinel = Sentinel(
+        list(where.hosts), **common, **auth,
+        sentinel_kwargs={**auth, "socket_timeout": common["socket_timeout"],
+                         "socket_connect_timeout": common["socket_connect_timeout"]})
+    return sentinel.master_for(where.service, db=where.db, max_connections=max_connections)
+
+
+def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
+    """A cluster client; it reads the slot map now, so a cluster down raises StoreUnavailable."""
+    nodes = [ClusterNode(host, port) for host, port in where.hosts]
+    try:
+        return RedisCluster(
+            startup_nodes=nodes, username=where.username, password=where.password,
+            max_connections=max_connections, **{**common, "retry": Retry(NoBackoff(), 1)})
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"no cluster node answered: {exc}") from None
+
+
+def is_cluster(client) -> bool:
+    return isinstance(client, RedisCluster)
 
 
 def redacted(url: str) -> str:
@@ -53,6 +89,8 @@ def redacted(url: str) -> str:
 
 def database_number(url: str) -> int:
     """The database index a redis URL selects (``/N`` or ``?db=N``), default 0."""
+    if topology.kind_of(url) != topology.SINGLE:
+        return topology.parse(url).db
     parts = urlsplit(url)
     for item in parts.query.split("&"):
         if item.startswith("db="):
@@ -79,7 +117,10 @@ class SessionStore:
         connection without redis-py's per-command wrapping (its retry loop,
         off here anyway, and its observability hooks): a few % of a connect.
         Same timeouts; a connection that failed mid-command is dropped.
+        A cluster client has no single pool: a plain GET, routed by slot.
         """
+        if is_cluster(self.client):
+            return self._get_routed(session_id)
         pool = self.client.connection_pool
         try:
             conn = pool.get_connection()
@@ -99,6 +140,16 @@ class SessionStore:
             raise
         finally:
             pool.release(conn)
+
+    def _get_routed(self, session_id: str) -> bytes | None:
+        try:
+            return self.client.get(self.key(session_id))
+        except redis.ResponseError as exc:
+            if _wrong_type(exc):
+                raise NotAString(str(exc)) from None
+            raise StoreUnavailable(str(exc)) from None
+        except redis.RedisError as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
         """The raw value and its TTL in seconds (None: missing or no expiry)."""

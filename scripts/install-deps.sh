@@ -15,6 +15,7 @@ need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
 
 # --- the demo: Redis, PHP with Predis and phpredis, npm for the page's client ---
 need_cmd redis-server redis-server
+need_cmd redis-sentinel redis-sentinel
 need_cmd php php-cli
 need_pkg php-predis
 need_pkg php-redis

@@ -37,8 +37,13 @@ demo_configure_session(demo_config());
 /**
  * The demo's settings, from the environment (php -S and Apache pass it through).
  *
+ * DEMO_REDIS_MODE=sentinel|cluster makes DEMO_REDIS a comma list of URIs
+ * (the sentinels, or seed nodes of the cluster); DEMO_SENTINEL_SERVICE
+ * names the master the sentinels watch.
+ *
  * @return array{redis:string, handler:string, serializer:string, prefix:string,
- *               lifetime:int, channel:string, socket_url:string, session_name:string}
+ *               lifetime:int, channel:string, socket_url:string, session_name:string,
+ *               mode:string, service:string}
  */
 function demo_config(): array
 {
@@ -58,7 +63,15 @@ function demo_config(): array
         'channel' => $env('DEMO_CHANNEL', 'session-bridge'),
         'socket_url' => $env('DEMO_SOCKET_URL', ''),
         'session_name' => $env('DEMO_SESSION_NAME', 'PHPSESSID'),
+        'mode' => $env('DEMO_REDIS_MODE', 'single'),
+        'service' => $env('DEMO_SENTINEL_SERVICE', 'mymaster'),
     ];
+    if (!in_array($config['mode'], ['single', 'sentinel', 'cluster'], true)) {
+        throw new DemoConfigError("DEMO_REDIS_MODE must be single, sentinel or cluster, not '{$config['mode']}'.");
+    }
+    if ($config['mode'] === 'sentinel' && $config['handler'] === 'phpredis') {
+        throw new DemoConfigError('DEMO_REDIS_MODE=sentinel needs DEMO_SESSION_HANDLER=predis (phpredis 5 has no Sentinel session handler).');
+    }
     if (!in_array($config['handler'], ['predis', 'phpredis'], true)) {
         throw new DemoConfigError("DEMO_SESSION_HANDLER must be 'predis' or 'phpredis', not '{$config['handler']}'.");
     }
@@ -82,18 +95,39 @@ function demo_redis(): Predis\Client
     if ($client === null) {
         $config = demo_config();
         $options = $config['prefix'] !== '' ? ['prefix' => $config['prefix']] : [];
+        $parameters = $config['mode'] === 'single' ? $config['redis'] : explode(',', $config['redis']);
+        if ($config['mode'] === 'sentinel') {
+            $options += ['replication' => 'sentinel', 'service' => $config['service']];
+        } elseif ($config['mode'] === 'cluster') {
+            $options += ['cluster' => 'redis'];
+        }
         try {
-            $client = new Predis\Client($config['redis'], $options);
+            $client = new Predis\Client($parameters, $options);
         } catch (InvalidArgumentException $e) {
             throw new DemoConfigError("DEMO_REDIS is not a valid Predis URI: {$e->getMessage()}", 0, $e);
+        }
+        if ($config['mode'] === 'sentinel') {
+            $client->getConnection()->setRetryWait(250);  // ask the sentinels again soon in a failover
         }
     }
     return $client;
 }
 
+/**
+ * The Emitter. On a cluster, Predis 1.1 refuses PUBLISH (it has no key), so the
+ * Emitter gets the node that owns the channel's slot; Redis Cluster forwards a
+ * PUBLISH to every node, so daemons subscribed anywhere receive it.
+ */
 function demo_emitter(): SessionBridge\Emitter
 {
-    return new SessionBridge\Emitter(demo_redis(), demo_config()['channel']);
+    $config = demo_config();
+    $client = demo_redis();
+    if ($config['mode'] === 'cluster') {
+        $cluster = $client->getConnection();
+        $slot = $cluster->getClusterStrategy()->getSlotByKey($config['channel']);
+        $client = new Predis\Client($cluster->getConnectionBySlot($slot));
+    }
+    return new SessionBridge\Emitter($client, $config['channel']);
 }
 
 /**
@@ -151,6 +185,11 @@ function demo_configure_session(array $config): void
         if (!extension_loaded('redis')) {
             throw new DemoConfigError('DEMO_SESSION_HANDLER=phpredis needs the redis extension (apt-get install php-redis).');
         }
+        if ($config['mode'] === 'cluster') {
+            ini_set('session.save_handler', 'rediscluster');  // keys: PHPREDIS_CLUSTER_SESSION:<id>
+            ini_set('session.save_path', demo_phpredis_cluster_save_path($config['redis']));
+            return;
+        }
         ini_set('session.save_handler', 'redis');
         ini_set('session.save_path', demo_phpredis_save_path($config['redis']));
         return;
@@ -192,6 +231,18 @@ function demo_phpredis_save_path(string $uri): string
         $query['timeout'] = (float) $p['timeout'];
     }
     return $query === [] ? $base : $base . '?' . http_build_query($query);
+}
+
+/** tcp://a:1,tcp://b:2 -> seed[]=a:1&seed[]=b:2 (phpredis's rediscluster session.save_path). */
+function demo_phpredis_cluster_save_path(string $uris): string
+{
+    $seeds = [];
+    foreach (explode(',', $uris) as $uri) {
+        $p = Predis\Connection\Parameters::parse(trim($uri));
+        $seeds[] = ($p['host'] ?? '127.0.0.1') . ':' . ($p['port'] ?? 6379);
+    }
+    return implode('&', array_map(static fn (string $seed): string => 'seed[]=' . $seed, $seeds))
+        . '&timeout=2&read_timeout=2&failover=error';
 }
 
 /** Is the session cookie present? Pages start sessions only for visitors who have one. */
@@ -236,7 +287,10 @@ function demo_current_user(): ?array
 function demo_session_key(string $id): string
 {
     $config = demo_config();
-    return $config['handler'] === 'phpredis' ? 'PHPREDIS_SESSION:' . $id : $config['prefix'] . $id;
+    if ($config['handler'] === 'phpredis') {
+        return ($config['mode'] === 'cluster' ? 'PHPREDIS_CLUSTER_SESSION:' : 'PHPREDIS_SESSION:') . $id;
+    }
+    return $config['prefix'] . $id;
 }
 
 /** The exception handler: a short, honest error page; details go to the log. */
