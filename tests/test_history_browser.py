@@ -29,7 +29,7 @@ import requests
 
 from tests import browser as chromium
 from tests import harness
-from tests.test_browser import evidence, log_in
+from tests.test_browser import browsers, evidence, log_in, needs_chromium  # noqa: F401
 
 pytestmark = pytest.mark.browser
 
@@ -69,22 +69,6 @@ RECORDER = """
   });
 })();
 """
-
-
-@pytest.fixture(autouse=True)
-def needs_chromium():
-    reason = chromium.unavailable() or chromium.ensure_socket_io_client()
-    if reason:
-        pytest.skip(reason)
-
-
-@pytest.fixture
-def browsers(tmp):
-    pool = chromium.Browsers(tmp)
-    try:
-        yield pool
-    finally:
-        pool.quit_all()
 
 
 class Publisher:
