@@ -29,7 +29,7 @@ import requests
 
 from tests import browser as chromium
 from tests import harness
-from tests.test_browser import browsers, evidence, log_in, needs_chromium  # noqa: F401
+from tests.test_browser import evidence, log_in
 
 pytestmark = pytest.mark.browser
 

@@ -15,12 +15,12 @@ import pytest
 
 try:
     from selenium.common.exceptions import TimeoutException
-except ImportError:  # needs_chromium skips the test
+except ImportError:  # conftest.browser_available skips the test
     TimeoutException = Exception
 
 from tests import browser as chromium
 from tests import harness
-from tests.test_browser import browsers, evidence, log_in, needs_chromium  # noqa: F401
+from tests.test_browser import evidence, log_in
 from tests.test_presence import ALICE, BOB, DELAY, PRESENCE
 
 pytestmark = pytest.mark.browser
