@@ -5,16 +5,25 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
 
-.PHONY: deps venv test lint demo bench soak fuzz clean
+.PHONY: deps deps-demo venv venv-demo test lint demo bench soak fuzz clean
 
 deps:
-	PYTHON=$(PYTHON) scripts/install-deps.sh
+	PYTHON=$(PYTHON) scripts/install-deps.sh test
 
-$(VENV)/.installed: setup.cfg pyproject.toml setup.py bridge/php/_cparse.c
+deps-demo:
+	PYTHON=$(PYTHON) scripts/install-deps.sh demo
+
+$(VENV)/.demo: setup.cfg pyproject.toml setup.py bridge/php/_cparse.c
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.demo
 	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
+
+venv-demo: $(VENV)/.demo
 
 venv: $(VENV)/.installed
 
@@ -25,9 +34,9 @@ lint: venv
 	$(VENV)/bin/ruff check bridge tests bench fuzz scripts
 
 test: deps venv lint php-demo/public/vendor/socket.io.min.js
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -rs
 
-demo: deps venv php-demo/public/vendor/socket.io.min.js
+demo: deps-demo venv-demo php-demo/public/vendor/socket.io.min.js
 	$(PY) scripts/run_demo.py
 
 soak: deps venv

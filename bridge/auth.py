@@ -87,9 +87,6 @@ class Authenticator:
             raise Refused(INVALID_SESSION_ID)
         return value
 
-    def authenticate(self, cookie_header: str | None) -> Identity:
-        return self.identify(self.session_id(cookie_header))
-
     def identify(self, session_id: str) -> Identity:
         """The user a stored session holds, or Refused with the reason."""
         reading = self.read(session_id)

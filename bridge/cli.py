@@ -19,7 +19,7 @@ from bridge import __version__
 from bridge.config import SETTINGS, ConfigError
 
 EX_OK, EX_FAIL, EX_USAGE, EX_CONFIG = 0, 1, 2, 78
-COMMANDS = ("serve", "inspect", "emit", "check-config")
+COMMANDS = ("serve", "inspect", "emit", "history", "presence", "check-config")
 
 
 def _settings_parser() -> argparse.ArgumentParser:
@@ -63,9 +63,22 @@ def build_parser() -> argparse.ArgumentParser:
     emit.add_argument("event", metavar="EVENT")
     emit.add_argument("data", metavar="JSON", nargs="?", default="null",
                       help="the event's data as JSON (default: null)")
+    history = sub.add_parser("history", parents=[shared],
+                             help="print the newest entries of the event history as JSON")
+    history.add_argument("--tail", metavar="N", type=_count, default=10,
+                         help="how many of the newest entries (default: 10)")
     sub.add_parser("check-config", parents=[shared],
                    help="validate the configuration and print it")
+    presence = sub.add_parser("presence", parents=[shared],
+                              help="print the user ids online in a presence room, as JSON")
+    presence.add_argument("room", metavar="ROOM")
     return parser
+
+
+def _count(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) <= 100_000:
+        raise argparse.ArgumentTypeError("must be a number from 1 to 100000")
+    return int(text)
 
 
 def _with_default_command(argv: list[str]) -> list[str]:
@@ -122,6 +135,10 @@ def _run(args: argparse.Namespace, cfg) -> int:
         return EX_OK
     if args.command == "inspect":
         return _inspect(cfg, args.session_id)
+    if args.command == "history":
+        return _history(cfg, args.tail)
+    if args.command == "presence":
+        return _presence(cfg, args.room)
     return _emit(cfg, args)
 
 
@@ -153,10 +170,8 @@ def _inspect(cfg, session_id: str) -> int:
 
 
 def _emit(cfg, args: argparse.Namespace) -> int:
-    import redis
-
-    from bridge import events
-    from bridge.store import open_redis
+    from bridge import components, events
+    from bridge.history import HistoryUnavailable
 
     try:
         data = json.loads(args.data)
@@ -168,8 +183,34 @@ def _emit(cfg, args: argparse.Namespace) -> int:
     except events.BadMessage as exc:
         raise _Failure(f"cannot publish: {exc}", EX_USAGE) from None
     try:
-        receivers = open_redis(cfg.redis_url, cfg.redis_timeout).publish(cfg.channel, message)
-    except redis.RedisError as exc:
+        position = components.history(cfg, max_connections=1).append(message)
+    except HistoryUnavailable as exc:
         raise _Failure(f"cannot publish to Redis: {exc}") from None
-    print(receivers)
+    print(position)
+    return EX_OK
+
+
+def _history(cfg, count: int) -> int:
+    from bridge import components
+    from bridge.history import HistoryUnavailable
+    from bridge.inspection import history_report
+
+    try:
+        report = history_report(components.history(cfg, max_connections=1), count)
+    except HistoryUnavailable as exc:
+        raise _Failure(f"cannot read the history from Redis: {exc}") from None
+    print(json.dumps(report, ensure_ascii=False, indent=1))
+    return EX_OK
+
+
+def _presence(cfg, room: str) -> int:
+    import redis
+
+    from bridge import components, presence
+
+    try:
+        users = presence.online(components.events_client(cfg, 1), cfg.channel, room)
+    except redis.RedisError as exc:
+        raise _Failure(f"cannot read presence from Redis: {exc}") from None
+    print(json.dumps(users, ensure_ascii=False))
     return EX_OK

@@ -7,6 +7,7 @@ configuration is turned into the explicit arguments the lower layers take.
 from __future__ import annotations
 
 from bridge.auth import Authenticator
+from bridge.history import History
 from bridge.store import SessionStore, database_number, open_redis
 
 
@@ -35,3 +36,10 @@ def authenticator(config, store: SessionStore) -> Authenticator:
         store=store, cookie_name=config.session_cookie, session_format=config.session_format,
         max_session_bytes=config.max_session_bytes, user_key=config.user_key,
         expose=config.expose, rooms_key=config.rooms_key)
+
+
+def history(config, max_connections: int = 64) -> History:
+    """The event history of ``channel``, on its own connection pool (events' Redis)."""
+    client = open_redis(events_url(config), config.redis_timeout, max_connections)
+    return History(client, config.channel, size=config.history_size,
+                   seconds=config.history_seconds)

@@ -122,6 +122,13 @@ def _redis_url(value: Any) -> str:
     return url
 
 
+def _channel(value: Any) -> str:
+    name = _nonempty(value)
+    if "{" in name or "}" in name:
+        raise ValueError("must not contain { or } (the history keys use {CHANNEL} as a hash tag)")
+    return name
+
+
 def _optional_redis_url(value: Any) -> str:
     return _redis_url(value) if _text(value).strip() else ""
 
@@ -195,7 +202,12 @@ SETTINGS: tuple[Setting, ...] = (
             flag="--allowed-origin", repeatable=True),
     Setting("insecure_any_origin", False, _boolean,
             "allow '*' in allowed_origins (cross-site WebSocket hijacking risk)", switch=True),
-    Setting("channel", "session-bridge", _nonempty, "Redis channel PHP publishes events to"),
+    Setting("channel", "session-bridge", _channel,
+            "Redis channel PHP publishes events to (also names the history keys {CHANNEL}:...)"),
+    Setting("history_size", 10_000, _integer(1, 10_000_000),
+            "events the history keeps at least (the last N), for sockets that come back"),
+    Setting("history_seconds", 300.0, _seconds(),
+            "seconds of events the history keeps at least, for sockets that come back"),
     Setting("admin_port", 6002, _integer(0, 65535),
             "port of /healthz, /readyz, /metrics on 127.0.0.1 (0: off)"),
     Setting("revalidate_seconds", 30.0, _seconds(),
@@ -214,6 +226,13 @@ SETTINGS: tuple[Setting, ...] = (
             "accept permessage-deflate (costs memory per socket)", switch=True),
     Setting("log_level", "info", _choice("debug", "info", "warning", "error"), "log level"),
     Setting("log_format", "text", _choice("text", "json"), "log line format"),
+    Setting("presence_rooms", (), _str_list,
+            "rooms whose online users are shared across daemons: glob patterns such as "
+            "lobby or chat:* (empty: no presence)", flag="--presence-room", repeatable=True),
+    Setting("presence_leave_delay", 3.0, _seconds(allow_zero=True),
+            "seconds a user's last socket must stay gone before 'left' (a reload is no leave)"),
+    Setting("presence_ttl", 30.0, _seconds(),
+            "seconds within which the users of a daemon that died are announced as left"),
     Setting("events_redis_url", "", _optional_redis_url,
             "Redis for the event channel and history, any redis_url form (empty: redis_url)"),
 )

@@ -20,13 +20,19 @@ from bridge import components, logs, store
 from bridge.admission import GatedListener
 from bridge.auth import RATE_LIMITED
 from bridge.events import Relay
+from bridge.history import HistoryUnavailable
 from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
 from bridge.metrics import Metrics
+from bridge.presence import SharedPresence
 from bridge.ratelimit import HandshakeLimiter
+from bridge.recovery import Recovery
 from bridge.registry import Registry
+from bridge.replay import Replayer
+from bridge.roster import Roster
 from bridge.sockets import MAX_PACKET_BYTES, SocketLayer, origin_policy
 from bridge.systemd import Notifier
+from bridge.tail import Tail
 from bridge.web import admin_app
 
 log = logs.get("daemon")
@@ -61,14 +67,22 @@ class Daemon:
         rt.tune_for_many_sockets()
         self.store = components.session_store(c)
         authenticator = components.authenticator(c, self.store)
+        self.history = components.history(c)
+        self.tail = Tail(
+            history=components.history(c, max_connections=2),
+            deliver=lambda message, position: self.sockets.deliver(message, position),
+            dropped=self._dropped, sleep=rt.sleep, block_seconds=min(0.5, c.redis_timeout / 2))
+        cursor = lambda: self.tail.cursor  # noqa: E731
         self.sockets = SocketLayer(
             async_mode=rt.async_mode, authenticator=authenticator,
             limiter=HandshakeLimiter(c.handshake_rate), registry=self.registry,
             metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
             cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
-            websocket_compression=c.websocket_compression)
-        if not c.websocket_compression:
-            rt.attach(self.sockets.sio, MAX_PACKET_BYTES)
+            websocket_compression=c.websocket_compression, cursor=cursor,
+            recovery=Recovery(history=self.history, cursor=cursor),
+            replayer=Replayer(history=self.history, cursor=cursor, sleep=rt.sleep))
+        rt.attach(self.sockets.sio, max_message=MAX_PACKET_BYTES,
+                  own_websocket=not c.websocket_compression, pid_of=self.sockets.pid_of)
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
             client=components.sessions_client(c), store=self.store, authenticator=authenticator,
@@ -80,11 +94,34 @@ class Daemon:
         self.sockets.on_last_socket = self.watch.unwatch
         self.relay = Relay(
             client=components.events_client(c), channel=c.channel, node=self.node,
-            deliver=self.sockets.deliver, sleep=rt.sleep,
-            dropped=lambda kind: self.metrics.events_dropped.labels(kind).inc())
+            deliver=self.sockets.deliver, sleep=rt.sleep, dropped=self._dropped)
+        self.roster = self._presence() if c.presence_rooms else None
         self._listen()
-        self._threads += [rt.spawn(self.relay.run), rt.spawn(self.watch.run)]
+        self._threads += [rt.spawn(self.relay.run), rt.spawn(self.watch.run),
+                          rt.spawn(self.tail.run)]
+        if self.roster is not None:
+            self._threads += [rt.spawn(self.roster.run),
+                              rt.spawn(self.roster.listen, components.events_client(c))]
         self._install_signals()
+
+    def _dropped(self, kind: str) -> None:
+        self.metrics.events_dropped.labels(kind).inc()
+
+    def _presence(self) -> Roster:
+        """Presence rooms (SPEC 11): the roster, hooked into the socket layer."""
+        c = self.config
+        shared = SharedPresence(client=components.events_client(c), channel=c.channel,
+                                node=self.node, ttl=c.presence_ttl)
+        roster = Roster(
+            shared=shared, patterns=c.presence_rooms, leave_delay=c.presence_leave_delay,
+            ttl=c.presence_ttl, emit=self.sockets.emit_presence, sleep=self.runtime.sleep,
+            online_gauge=self.metrics.presence_online,
+            events_sent=self.metrics.presence_events)
+        self.sockets.on_rooms_entered = lambda sid, identity, rooms: roster.entered(
+            sid, identity.user_json, rooms)
+        self.sockets.on_rooms_left = roster.left
+        self.sockets.presence_of = roster.query
+        return roster
 
     def _listen(self) -> None:
         """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
@@ -139,6 +176,11 @@ class Daemon:
         if not self._live():
             log.warning("Redis not reachable yet; serving, refusing connects with "
                         "store_unavailable until it is")
+            return
+        try:  # the recovery key, now rather than on the first connect
+            self.sockets.recovery.signer()
+        except HistoryUnavailable:
+            pass
 
     def serve(self) -> None:
         """Start accepting Socket.IO connections (after READY when Redis is up)."""
@@ -149,18 +191,19 @@ class Daemon:
         self._threads.append(self.runtime.serve(gate, self.sockets.wsgi_app()))
 
     def _live(self) -> bool:
-        return self.relay.live and bool(self.watch.mode) and self.watch.live
+        return self.relay.live and self.tail.live and bool(self.watch.mode) and self.watch.live
 
     def readiness(self) -> tuple[bool, dict]:
         canary_age = time.monotonic() - self.relay.canary_seen
         detail = {
             "redis": self.store.ping(),
             "subscription": self.relay.live and canary_age < CANARY_FRESH_SECONDS,
+            "history": self.tail.live,
             "session_watch": self.watch.mode or "starting",
             "draining": self.draining,
             "sockets": len(self.registry),
         }
-        live = detail["redis"] and detail["subscription"]
+        live = detail["redis"] and detail["subscription"] and detail["history"]
         self.metrics.redis_up.set(1 if live else 0)
         return live and not self.draining, detail
 
@@ -172,6 +215,7 @@ class Daemon:
                 if self.relay.live:
                     self.relay.publish_canary()
                 self.readiness()  # keeps bridge_redis_up current for scrapers
+                self._sample_history()
                 last_canary = now
             if self.notifier.watchdog_seconds and now - last_watchdog >= (
                     self.notifier.watchdog_seconds / 2):
@@ -179,6 +223,12 @@ class Daemon:
                 last_watchdog = now
             self.on_tick()
             self.runtime.sleep(TICK_SECONDS)
+
+    def _sample_history(self) -> None:
+        try:
+            self.metrics.history_length.set(self.history.length())
+        except HistoryUnavailable:
+            pass
 
     def on_tick(self) -> None:
         if self._hup:
@@ -212,7 +262,10 @@ class Daemon:
             self.runtime.sleep(0.05)
         # 5. Stop the Redis loops and the admin listener.
         self.relay.stop()
+        self.tail.stop()
         self.watch.stop()
+        if self.roster is not None:
+            self.roster.stop()
         if self.admin is not None:
             _close_quietly(self.admin)
         log.info("stopped", extra={"fields": {"sockets_left": len(self.registry),

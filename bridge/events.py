@@ -1,6 +1,6 @@
 """The publish channel: PHP's messages, checked, and routed to this daemon's sockets.
 
-The wire format is the project's own (SPEC section 5), so PHP never depends
+The wire format is the project's own (docs/contract.md section 5), so PHP never depends
 on python-socketio's internal message-queue format::
 
     {"event": "notice", "data": <any JSON>, "user": 42}      one user's sockets
@@ -31,7 +31,7 @@ log = logs.get("events")
 
 MAX_MESSAGE_BYTES = 1 << 20
 RESERVED_EVENTS = frozenset({"connect", "connect_error", "disconnect", "disconnecting",
-                             "newListener", "removeListener", "session_ended"})
+                             "newListener", "removeListener", "session_ended", "resync"})
 
 
 class BadMessage(ValueError):
@@ -107,10 +107,6 @@ def encode(event: str, data: Any = None, *, user: str | int | None = None,
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
     parse(text.encode())  # the same checks the daemons apply
     return text
-
-
-def encode_disconnect(user: str | int) -> str:
-    return json.dumps({"disconnect": {"user": user}}, separators=(",", ":"))
 
 
 class Relay:

@@ -1,14 +1,18 @@
-"""``session-bridge inspect``: what the daemon sees for one session, as JSON.
+"""``session-bridge inspect`` and ``history``: what the daemon sees, as JSON.
 
-The object has exactly the keys of SPEC section 7: key, found, ttl, bytes,
+The object has exactly the keys of docs/contract.md section 7: key, found, ttl, bytes,
 format, session, user, decision. Why a session is unreadable goes to the
 log (stderr), never into the object.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+
 from bridge import cookies, logs, php
 from bridge.auth import INVALID_SESSION_ID, STORE_UNAVAILABLE, Authenticator, Refused
+from bridge.history import History, format_position
 from bridge.store import NotAString, StoreUnavailable
 
 log = logs.get("inspect")
@@ -53,3 +57,32 @@ def _refused(authenticator: Authenticator, session_id: str, report: dict,
             return report
         report.update(found=raw is not None, ttl=ttl, bytes=len(raw or b""))
     return report
+
+
+def history_report(history: History, count: int) -> dict:
+    """The history's extent and its newest ``count`` entries, oldest first.
+
+    Each entry is ``{"position", "time" (ISO 8601, UTC), "message"}``; a
+    message that is not JSON is shown as text (the daemons drop it).
+    """
+    window = history.window()
+    entries = [{"position": position, "time": _time_of(position), "message": _message(raw)}
+               for position, raw in history.tail(count)]
+    return {"stream": history.keys.stream, "length": history.length(),
+            "trimmed_up_to": format_position(window.trimmed),
+            "newest": format_position(window.newest),
+            "retention": history.retention(),
+            "entries": entries}
+
+
+def _time_of(position: str) -> str:
+    millis = int(position.split("-")[0])
+    return datetime.datetime.fromtimestamp(millis / 1000, datetime.UTC).isoformat(
+        timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _message(raw: bytes):
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode("utf-8", "replace")

@@ -36,8 +36,26 @@ class Metrics:
         self.revocation_mode = Gauge(
             "bridge_revocation_mode", "How session ends are noticed (1 = active mode)",
             ["mode"], registry=r)
+        self.events_replayed = Counter(
+            "bridge_events_replayed", "History events replayed to sockets that came back",
+            registry=r)
+        self.resyncs = Counter(
+            "bridge_resyncs", "Sockets told to resync (position too old or unknown)",
+            ["reason"], registry=r)
+        self.recoveries = Counter(
+            "bridge_recoveries", "Accepted sockets by recovery outcome (recovered: same pid)",
+            ["outcome"], registry=r)
+        self.history_length = Gauge(
+            "bridge_history_length", "Entries in the event history stream", registry=r)
         self.redis_up = Gauge(
             "bridge_redis_up", "1 while Redis answers and the subscription is live", registry=r)
+        self.presence_online = Gauge(
+            "bridge_presence_online", "Users online in a presence room this daemon serves "
+            "(shared count; at most 100 rooms labelled, the rest summed as room=\"other\")",
+            ["room"], registry=r)
+        self.presence_events = Counter(
+            "bridge_presence_events", "Presence events sent to this daemon's sockets, by kind",
+            ["kind"], registry=r)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -54,9 +54,6 @@ class Registry:
     def session_ids(self) -> list[str]:
         return list(self._by_session)
 
-    def all_sockets(self) -> list[str]:
-        return list(self._identity)
-
 
 def _discard(index: dict[str, set[str]], key: str, sid: str) -> None:
     members = index.get(key)

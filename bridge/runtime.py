@@ -57,11 +57,12 @@ class EventletRuntime:
         gc.set_threshold(5_000, 10, 10)
         gc.freeze()
 
-    def attach(self, sio, max_message: int, pid_of=None) -> None:
-        """Give a ``socketio.Server`` the websocket transport (and recovery pids)."""
-        patches.install_websocket(sio.eio, transport.driver(EventletLoop(), max_message))
-        if pid_of is not None:
-            patches.connect_with_pid(sio, pid_of)
+    def attach(self, sio, *, max_message: int, own_websocket: bool, pid_of) -> None:
+        """Give a ``socketio.Server`` recovery pids in its CONNECT replies and,
+        with ``own_websocket``, bridge.transport's websocket."""
+        if own_websocket:
+            patches.install_websocket(sio.eio, transport.driver(EventletLoop(), max_message))
+        patches.connect_with_pid(sio, pid_of)
 
     @staticmethod
     def listen(host: str, port: int):

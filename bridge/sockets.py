@@ -16,17 +16,29 @@ import socketio
 
 from bridge import logs
 from bridge.admission import LOCAL_PROXIES
-from bridge.auth import RATE_LIMITED, TOO_MANY_SOCKETS, Authenticator, Identity, Refused
+from bridge.auth import (
+    RATE_LIMITED,
+    STORE_UNAVAILABLE,
+    TOO_MANY_SOCKETS,
+    Authenticator,
+    Identity,
+    Refused,
+)
 from bridge.events import Message
+from bridge.history import ZERO, HistoryUnavailable
+from bridge.lifecycle import REVOKED
 from bridge.logs import session_tag
 from bridge.metrics import Metrics
 from bridge.ratelimit import HandshakeLimiter
+from bridge.recovery import Plan, Recovery
 from bridge.registry import Registry
+from bridge.replay import Replayer
 from bridge.rooms import IndexedManager
 
 log = logs.get("sockets")
 
 SESSION_ENDED = "session_ended"
+RESYNC = "resync"
 MAX_PACKET_BYTES = 100_000  # browsers only send small events (whoami)
 EVENTS_PER_SECOND = 20  # per socket, burst 40; more is a flood and ends the socket
 
@@ -105,8 +117,13 @@ class SocketLayer:
     def __init__(self, *, async_mode: str, authenticator: Authenticator,
                  limiter: HandshakeLimiter, registry: Registry, metrics: Metrics,
                  max_sockets_per_user: int, cors_allowed_origins, websocket_compression: bool,
+                 recovery: Recovery | None = None, replayer: Replayer | None = None,
+                 cursor: Callable[[], str | None] = lambda: None,
                  on_first_socket: Callable[[str], None] = lambda session_id: None,
-                 on_last_socket: Callable[[str], None] = lambda session_id: None):
+                 on_last_socket: Callable[[str], None] = lambda session_id: None,
+                 on_rooms_entered: Callable[[str, Identity, tuple], None] = lambda *a: None,
+                 on_rooms_left: Callable[[str], None] = lambda sid: None,
+                 presence_of: Callable[[str], dict] = lambda room: {"error": "not_presence_room"}):
         self.authenticator = authenticator
         self.limiter = limiter
         self.registry = registry
@@ -115,6 +132,13 @@ class SocketLayer:
         self.websocket_compression = websocket_compression
         self.on_first_socket = on_first_socket
         self.on_last_socket = on_last_socket
+        self.recovery = recovery
+        self.replayer = replayer
+        self.cursor = cursor
+        self._pids: dict[str, str] = {}  # sid -> pid for its CONNECT reply
+        self.on_rooms_entered = on_rooms_entered  # presence (bridge.roster)
+        self.on_rooms_left = on_rooms_left
+        self.presence_of = presence_of
         self.accepting = True
         self.event_budget = HandshakeLimiter(EVENTS_PER_SECOND)
         # Engine.IO sessions are opened before any Socket.IO connect (and so
@@ -132,6 +156,7 @@ class SocketLayer:
         self.sio.on("connect", self._on_connect)
         self.sio.on("disconnect", self._on_disconnect)
         self.sio.on("whoami", self._on_whoami)
+        self.sio.on("presence", self._on_presence)
         self.sio.on("*", self._on_other_event)
 
     def wsgi_app(self):
@@ -163,13 +188,11 @@ class SocketLayer:
         remote = client_address(environ)
         try:
             identity = self._admit(environ, remote)
+            plan = self._plan(auth, identity)
         except Refused as refusal:
             self._log_refusal(refusal, remote)
             raise socketio.exceptions.ConnectionRefusedError(refusal.reason) from None
         first = self.registry.add(sid, identity)
-        self.sio.enter_room(sid, user_room(identity.user))
-        for room in identity.rooms:
-            self.sio.enter_room(sid, room)
         self.metrics.connects.labels("accepted", "").inc()
         self.metrics.connections_open.set(len(self.registry))
         log.info("connect accepted", extra={"fields": {
@@ -177,7 +200,51 @@ class SocketLayer:
             "remote": remote, "transport": _transport(environ)}})
         if first:
             self.on_first_socket(identity.session_id)
+        if plan is None or (plan.since is None and not plan.resync):
+            self._join(sid, identity)
+        else:  # after the CONNECT reply: replay (or resync), then join
+            self.sio.start_background_task(self._catch_up, sid, identity, plan)
+        if plan is not None:
+            self._pids[sid] = plan.pid
+            self.metrics.recoveries.labels("recovered" if plan.recovered else "new").inc()
         return True
+
+    def _plan(self, auth, identity: Identity) -> Plan | None:
+        if self.recovery is None:
+            return None
+        try:
+            return self.recovery.plan(auth, identity.user)
+        except HistoryUnavailable as exc:
+            raise Refused(STORE_UNAVAILABLE, f"history: {exc}") from None
+
+    def pid_of(self, sid: str) -> str | None:
+        """The recovery pid for this socket's CONNECT reply (asked once)."""
+        return self._pids.pop(sid, None)
+
+    def _join(self, sid: str, identity: Identity) -> None:
+        for room in _rooms_of(identity):
+            self.sio.enter_room(sid, room)
+        self.on_rooms_entered(sid, identity, (user_room(identity.user), *identity.rooms))
+
+    def _catch_up(self, sid: str, identity: Identity, plan: Plan) -> None:
+        still_open = lambda: self.registry.identity(sid) is identity  # noqa: E731
+        if plan.resync:
+            self.sio.emit(RESYNC, {"reason": "too_old"}, to=sid)
+            self.metrics.resyncs.labels("too_old").inc()
+        else:
+            try:
+                count = self.replayer.run(plan.since, identity.user, _rooms_of(identity),
+                                          lambda m, p: self._send(m, p, sid), still_open)
+            except HistoryUnavailable as exc:
+                log.warning("replay failed; the client will reconnect", extra={"fields": {
+                    "user": identity.user, "why": str(exc)}})
+                self.close_transport_of(sid)
+                return
+            if count is None:
+                return
+            self.metrics.events_replayed.inc(count)
+        if still_open():
+            self._join(sid, identity)
 
     def _admit(self, environ: dict, remote: str) -> Identity:
         if not self.accepting:
@@ -208,9 +275,11 @@ class SocketLayer:
 
     def _on_disconnect(self, sid: str, *reason):
         self.event_budget.forget(sid)
+        self._pids.pop(sid, None)
         identity = self.registry.remove(sid)
         if identity is None:
             return
+        self.on_rooms_left(sid)
         self.metrics.connections_open.set(len(self.registry))
         if not self.registry.has_session(identity.session_id):
             self.on_last_socket(identity.session_id)
@@ -220,6 +289,15 @@ class SocketLayer:
         if identity is None or not self._within_budget(sid):
             return None
         return {"user": identity.user_json, "session": identity.exposed}
+
+    def _on_presence(self, sid: str, room=None, *args):
+        """``{"room": R, "users": [...]}`` for a room this socket is in, else an error."""
+        identity = self.registry.identity(sid)
+        if identity is None or not self._within_budget(sid):
+            return None
+        if not isinstance(room, str) or room not in (user_room(identity.user), *identity.rooms):
+            return {"error": "not_in_room"}
+        return self.presence_of(room)
 
     def _on_other_event(self, event: str, sid: str, *args):
         """Events the daemon does not know are ignored, but count toward the budget."""
@@ -245,11 +323,16 @@ class SocketLayer:
             self.sio.disconnect(sid)
             self.metrics.sessions_ended.labels(reason).inc()
 
-    def deliver(self, message: Message) -> None:
-        """Route one published message to this daemon's sockets."""
+    def deliver(self, message: Message, position: str | None = None) -> None:
+        """Route one published message to this daemon's sockets.
+
+        Every event carries a position as its last argument (Socket.IO's
+        recovery offset): its own, or for a raw PUBLISH (no position) the
+        position the live tail has reached.
+        """
         if message.disconnect_user is not None:
             user = str(message.disconnect_user)
-            self.end_session_sockets(self.registry.sockets_of_user(user), "revoked")
+            self.end_session_sockets(self.registry.sockets_of_user(user), REVOKED)
             return
         if message.user is not None:
             target, kind = user_room(str(message.user)), "user"
@@ -257,8 +340,25 @@ class SocketLayer:
             target, kind = message.room, "room"
         else:
             target, kind = None, "all"
-        self.sio.emit(message.event, message.data, to=target)
+        self._send(message, position or self.cursor() or ZERO, target)
         self.metrics.events_delivered.labels(kind).inc()
+
+    def _send(self, message: Message, position: str, to: str | None) -> None:
+        self.sio.emit(message.event, (message.data, position), to=to)
+
+    def close_transport_of(self, sid: str) -> None:
+        """Drop one socket's connection without a disconnect: its client reconnects."""
+        eio_sid = self.sio.manager.eio_sid_from_sid(sid, "/")
+        transport = self.sio.eio.sockets.pop(eio_sid, None) if eio_sid else None
+        if transport is not None:
+            transport.close(wait=False, abort=True)
+
+    def emit_presence(self, room: str, payload: dict) -> int:
+        """Send a ``presence`` event to this daemon's sockets in ``room``; returns how many."""
+        sockets = len(self.sio.manager.rooms.get("/", {}).get(room, ()))
+        if sockets:
+            self.sio.emit("presence", payload, to=room)
+        return sockets
 
     def close_transports(self) -> None:
         """Drop every connection so that clients reconnect by themselves.
@@ -274,6 +374,10 @@ class SocketLayer:
             transport = engine.sockets.pop(eio_sid, None)
             if transport is not None:
                 transport.close(wait=False, abort=True)
+
+
+def _rooms_of(identity: Identity) -> frozenset[str]:
+    return frozenset((user_room(identity.user), *identity.rooms))
 
 
 def _transport(environ: dict) -> str:

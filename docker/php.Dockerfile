@@ -21,6 +21,7 @@ RUN apt-get update \
 COPY docker/php-demo.apache.conf /etc/apache2/sites-available/000-default.conf
 
 COPY php-demo/ /srv/php-demo/
+COPY clients/php/ /srv/clients/php/
 COPY --from=assets /build/node_modules/socket.io-client/dist/socket.io.min.js /srv/php-demo/public/vendor/
 
 # Read by php-demo/src/bootstrap.php with getenv(); compose.yaml sets the rest.

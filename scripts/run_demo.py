@@ -275,6 +275,7 @@ def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
         "--allowed-origin", f"http://127.0.0.1:{args.php_port}",
         "--allowed-origin", f"http://localhost:{args.php_port}",
         "--rooms-key", "rooms",                 # $_SESSION['rooms'], set by login.php
+        "--presence-room", "lobby",             # the page's "Online now" list
         "--expose", "user.name,user.roles",     # what the page's whoami may show
         "--log-level", args.log_level])
     started.append(daemon)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import browser as chromium
 from tests import harness
 from tests.sio import Clients
 
@@ -72,3 +73,24 @@ def clients():
     pool = Clients()
     yield pool
     pool.close()
+
+
+@pytest.fixture(autouse=True)
+def browser_available(request):
+    """Browser tests skip before any process starts when Chromium or the page's
+    Socket.IO client is missing (installing the client once if npm is there)."""
+    if request.node.get_closest_marker("browser"):
+        reason = chromium.unavailable() or chromium.ensure_socket_io_client()
+        if reason:
+            pytest.skip(reason)
+
+
+@pytest.fixture
+def browsers(tmp):
+    """Headless Chromiums of one test; set up after the servers a test asks for
+    first, so torn down (every browser quit) before they stop."""
+    pool = chromium.Browsers(tmp)
+    try:
+        yield pool
+    finally:
+        pool.quit_all()

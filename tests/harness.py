@@ -35,6 +35,11 @@ def free_port() -> int:
             return port
 
 
+def cookie_of(browser, name: str = "PHPSESSID") -> str:
+    """The Cookie header a browser (a requests.Session after a login) would send."""
+    return f"{name}={browser.cookies[name]}"
+
+
 def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = ""):
     """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
     deadline = time.monotonic() + timeout

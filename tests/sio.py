@@ -16,18 +16,30 @@ class Refused(Exception):
         self.reason = reason
 
 
+SERVER_EVENTS = ("session_ended", "resync", "presence")  # the daemon's own: no position
+
+
 class Conn:
-    """One connected client and everything it received."""
+    """One connected client and everything it received.
+
+    Published events carry their history position as a trailing argument
+    (Socket.IO's recovery offset); ``received`` keeps (event, data) and
+    ``positions`` the position of each published event, in order.
+    """
 
     def __init__(self, client: socketio.Client):
         self.client = client
         self.received: list[tuple[str, object]] = []
+        self.positions: list[str] = []
         self.disconnects: list[object] = []
         self._cond = threading.Condition()
 
-    def _record(self, event, data):
+    def _record(self, event, *args):
         with self._cond:
-            self.received.append((event, data))
+            if event not in SERVER_EVENTS and len(args) >= 2:
+                *args, position = args
+                self.positions.append(position)
+            self.received.append((event, args[0] if args else None))
             self._cond.notify_all()
 
     def _disconnected(self, *reason):
@@ -74,12 +86,12 @@ class Clients:
 
     def connect(self, url: str, cookie: str | None = None, transport: str = "websocket",
                 headers: dict | None = None, reconnection: bool = False,
-                timeout: float = 5.0) -> Conn:
+                timeout: float = 5.0, auth: dict | None = None) -> Conn:
         client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
                                  reconnection_delay_max=0.5, request_timeout=timeout)
         conn = Conn(client)
         errors = []
-        client.on("*", lambda event, data=None: conn._record(event, data))
+        client.on("*", conn._record)
         client.on("connect_error", lambda data=None: errors.append(data))
         client.on("disconnect", conn._disconnected)
         all_headers = dict(headers or {})
@@ -89,7 +101,7 @@ class Clients:
         transports = ["polling", "websocket"] if transport == "upgrade" else [transport]
         try:
             client.connect(url, headers=all_headers, transports=transports,
-                           wait_timeout=timeout)
+                           wait_timeout=timeout, auth=auth)
         except socketio.exceptions.ConnectionError as exc:
             reason = errors[-1] if errors else str(exc)
             if isinstance(reason, dict):

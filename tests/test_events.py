@@ -7,10 +7,7 @@ import json
 import pytest
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 def php_session(redis, session_id: str, variables: str, ttl: int = 600) -> None:
@@ -92,8 +89,9 @@ def test_cli_emit_publishes_the_same_message(redis_server, users, daemon):
     done = harness.run_cli("emit", "--redis-url", redis_server.url, "--user", "2", "hi",
                            '{"a": 1}')
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1"  # one daemon subscribed
+    position = done.stdout.strip()  # the event's position in the history
     assert users["bob"].wait_event("hi") == [{"a": 1}]
+    assert users["bob"].positions[-1] == position
     bad = harness.run_cli("emit", "--redis-url", redis_server.url, "hi", "{not json")
     assert bad.returncode == 2 and "JSON" in bad.stderr
 

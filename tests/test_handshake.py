@@ -7,10 +7,7 @@ import requests
 import websocket
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 @pytest.mark.parametrize("transport", ["websocket", "polling", "upgrade"])

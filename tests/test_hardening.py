@@ -11,10 +11,7 @@ import requests
 import websocket
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 def raw_socket(daemon, cookie: str | None = None, source: str = "127.0.0.1"):

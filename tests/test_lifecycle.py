@@ -7,10 +7,7 @@ import time
 import pytest
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 def ended_reason(conn, timeout: float = 5.0) -> str:
@@ -122,6 +119,8 @@ def test_keep_alive_extends_the_session(redis_server, start_php, start_daemon, c
 
 
 def test_without_keep_alive_the_daemon_never_writes(php, redis_server, daemon, clients):
+    """Once started (it writes its history retention and recovery key then), a
+    daemon serving sockets sends Redis no write command at all."""
     alice = php.login("alice")
     r = redis_server.client()
     r.config_resetstat()

@@ -11,10 +11,7 @@ import time
 import pytest
 
 from tests import harness
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+from tests.harness import cookie_of
 
 
 class NotifySocket:

@@ -3,7 +3,7 @@
 Each hypothesis example is a batch of values handled by one php process:
 PHP builds the values, ``serialize()``s them, encodes sessions under every
 handler, and reports its own reading (``sb_canon``) and a second, PHP-side
-implementation of the SPEC section 7 JSON mapping. The decoder must match
+implementation of the docs/contract.md section 7 JSON mapping. The decoder must match
 PHP; phpserialize 1.3 serves as a second oracle for the ``N b i d s a``
 subset it handles correctly. Each example is decoded by both parsers (the C
 extension and the pure-Python reference), which must agree with PHP.

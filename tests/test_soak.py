@@ -76,7 +76,7 @@ def test_soak(php, redis_server, start_daemon):
         rounds += 1
         for _ in range(20):  # churn: new sockets replace the oldest
             name = rng.choice(USERS)
-            ws, ok = open_socket(daemon.port, f"PHPSESSID={browsers[name].cookies['PHPSESSID']}")
+            ws, ok = open_socket(daemon.port, harness.cookie_of(browsers[name]))
             open_sockets.append(ws) if ok else ws.close()
         while len(open_sockets) > SOCKETS:
             open_sockets.pop(0).close()

@@ -8,7 +8,7 @@
  *                    (--user ID | --room NAME | --disconnect-user ID | nothing = everyone)
  *                    EVENT [JSON]
  *
- * Prints PUBLISH's reply (how many daemons received it).
+ * Prints the event's position in the history.
  * Exit codes: 0 sent, 1 Redis error, 2 usage error, 3 rejected by the Emitter.
  */
 
@@ -107,20 +107,20 @@ $clientOptions = isset($options['prefix']) && $options['prefix'] !== '' ? ['pref
 try {
     $emitter = new SessionBridge\Emitter(new Predis\Client($redis, $clientOptions), $channel);
     if ($disconnect) {
-        $count = $emitter->disconnectUser(user_id($options['disconnect-user']));
+        $position = $emitter->toUser(user_id($options['disconnect-user']))->disconnectSockets();
     } elseif (isset($options['user'])) {
-        $count = $emitter->toUser(user_id($options['user']))->emit($args[0], $data);
+        $position = $emitter->toUser(user_id($options['user']))->emit($args[0], $data);
     } elseif (isset($options['room'])) {
-        $count = $emitter->toRoom($options['room'])->emit($args[0], $data);
+        $position = $emitter->to($options['room'])->emit($args[0], $data);
     } else {
-        $count = $emitter->broadcast($args[0], $data);
+        $position = $emitter->broadcast($args[0], $data);
     }
 } catch (SessionBridge\EmitterException $e) {
     fwrite(STDERR, 'emit.php: EmitterException: ' . $e->getMessage() . "\n");
     exit(3);
-} catch (Predis\PredisException | InvalidArgumentException $e) {
+} catch (Predis\PredisException | InvalidArgumentException | TypeError $e) {
     fwrite(STDERR, 'emit.php: ' . get_class($e) . ': ' . $e->getMessage() . "\n");
     exit(1);
 }
 
-echo $count, "\n";
+echo $position, "\n";

@@ -3,7 +3,7 @@
  * POST /broadcast.php  event, data (JSON text, optional), room or user (optional)
  * Publishes any event through the Emitter: to a room, to a user, or to every
  * socket. Allowed for logged-in users, and for anonymous requests from the
- * local machine (tests). JSON {"ok": true, "daemons": N}.
+ * local machine (tests). JSON {"ok": true, "position": P}.
  */
 
 declare(strict_types=1);
@@ -43,11 +43,11 @@ try {
 
 $emitter = demo_emitter();
 if ($room !== null) {
-    $daemons = $emitter->toRoom($room)->emit($event, $data);
+    $position = $emitter->to($room)->emit($event, $data);
 } elseif ($to !== null) {
-    $daemons = $emitter->toUser(preg_match('/^-?[0-9]{1,18}$/', $to) ? (int) $to : $to)->emit($event, $data);
+    $position = $emitter->toUser(preg_match('/^-?[0-9]{1,18}$/', $to) ? (int) $to : $to)->emit($event, $data);
 } else {
-    $daemons = $emitter->broadcast($event, $data);
+    $position = $emitter->broadcast($event, $data);
 }
 
-respond(200, ['ok' => true, 'daemons' => $daemons], "Event \"$event\" published.");
+respond(200, ['ok' => true, 'position' => $position], "Event \"$event\" published.");

@@ -26,16 +26,17 @@ if ($user === null) {
 }
 
 $config = demo_config();
-$clientReady = is_file(__DIR__ . '/vendor/socket.io.min.js');
-$jsConfig = [
-    'socketUrl' => $config['socket_url'],
-    'userId' => $user['id'],
-    'userName' => $user['name'],
-];
-$jsonForScript = JSON_HEX_TAG | JSON_HEX_AMP | JSON_HEX_APOS | JSON_HEX_QUOT | JSON_UNESCAPED_SLASHES | JSON_THROW_ON_ERROR;
 $others = demo_users();
+// Presence (session-bridge --presence-room lobby): who is online, rendered by PHP, then kept live.
+$displayNames = array_column(demo_users(), 'display', 'id');
+try {
+    $onlineNow = demo_emitter()->online('lobby');
+} catch (Throwable $e) {
+    $onlineNow = [];
+}
+$firstOther = current(array_filter(array_column($others, 'id'), fn ($id) => $id !== $user['id']));
 
-page_start('Notices');
+page_start('Notices', $user);
 ?>
 <main class="box">
 <h1>Hello, <?= h($user['display']) ?></h1>
@@ -43,13 +44,17 @@ page_start('Notices');
 <p class="hint">Logged in as <code><?= h($user['name']) ?></code> (user <?= h($user['id']) ?>,
 roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) ($_SESSION['login_time'] ?? time()))) ?>.</p>
 
-<h2>Live connection</h2>
-<p id="status"><?= $clientReady ? 'connecting&hellip;' : 'The Socket.IO client is missing: run php-demo/setup.sh' ?></p>
-<p id="ended" hidden></p>
+<?php live_status($user); ?>
 
-<h2>Notices for you</h2>
-<ul id="notices"></ul>
-<p class="hint" id="no-notices">Nothing yet. Send yourself one below, or log in as someone else in another browser.</p>
+<section id="presence" data-names="<?= h(json_encode((object) $displayNames)) ?>">
+<h2>Online now</h2>
+<ul id="online">
+<?php foreach ($onlineNow as $id): ?>
+<li data-user="<?= h((string) $id) ?>"><?= h($displayNames[$id] ?? "user $id") ?></li>
+<?php endforeach ?>
+</ul>
+<p class="hint">Everyone with a page open in the lobby, on any daemon; a reload is not a leave.</p>
+</section>
 
 <h2>Send a notice</h2>
 <form method="post" action="/notify.php" id="send">
@@ -57,7 +62,7 @@ roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) 
 <label for="to">to</label>
 <select name="to" id="to">
 <?php foreach ($others as $other): ?>
-<option value="<?= h($other['id']) ?>"><?= h($other['display']) ?> (user <?= h($other['id']) ?>)</option>
+<option value="<?= h($other['id']) ?>"<?= $other['id'] === $firstOther ? ' selected' : '' ?>><?= h($other['display']) ?> (user <?= h($other['id']) ?>)</option>
 <?php endforeach ?>
 </select>
 <input type="text" name="message" id="message" size="40" maxlength="500" placeholder="Your message" required>
@@ -104,85 +109,6 @@ roles: <?= h(implode(', ', $user['roles'])) ?>) since <?= h(date('H:i:s', (int) 
 <dt>Socket.IO URL</dt><dd><?= h($config['socket_url'] !== '' ? $config['socket_url'] : 'same origin (/socket.io/)') ?></dd>
 </dl>
 </main>
-<?php if ($clientReady): ?>
-<script src="/vendor/socket.io.min.js"></script>
-<?php endif ?>
-<script>
-const DEMO = <?= json_encode($jsConfig, $jsonForScript) ?>;
-(function () {
-  'use strict';
-  const $ = (id) => document.getElementById(id);
-  const status = (text, kind) => { $('status').textContent = text; $('status').className = kind || ''; };
-  const now = () => new Date().toLocaleTimeString();
-  function item(list, parts) {
-    const li = document.createElement('li');
-    parts.forEach(([tag, text]) => {
-      const el = tag ? document.createElement(tag) : document.createTextNode('');
-      el.textContent = text;
-      li.appendChild(el);
-    });
-    $(list).prepend(li);
-  }
-  function post(form, resultId) {
-    form.addEventListener('submit', (ev) => {
-      ev.preventDefault();
-      const body = new FormData(form);
-      body.delete('return');
-      fetch(form.action, { method: 'POST', body, headers: { Accept: 'application/json' }, credentials: 'same-origin' })
-        .then((r) => r.json().then((j) => {
-          $(resultId).textContent = j.ok ? 'sent (' + j.daemons + ' daemon(s) listening)' : 'failed: ' + j.error;
-          if (j.ok && form.message) { form.message.value = ''; }
-        }))
-        .catch((e) => { $(resultId).textContent = 'failed: ' + e.message; });
-    });
-  }
-  post($('send'), 'send-result');
-  post($('publish'), 'publish-result');
-
-  if (typeof io !== 'function') { return; }
-  let ended = false;
-  const options = { withCredentials: true };
-  // ":6001" means "this page's host, on port 6001", so both 127.0.0.1 and
-  // localhost work (the session cookie belongs to the host the page came from).
-  const url = /^:\d+$/.test(DEMO.socketUrl)
-    ? location.protocol + '//' + location.hostname + DEMO.socketUrl : DEMO.socketUrl;
-  const socket = url ? io(url, options) : io(options);
-
-  socket.on('connect', () => {
-    status('connected, checking who I am\u2026', 'ok');
-    socket.timeout(5000).emit('whoami', (err, answer) => {
-      if (err) { status('connected, but whoami did not answer', 'error'); return; }
-      const same = answer && String(answer.user) === String(DEMO.userId);
-      status(same ? 'connected as ' + DEMO.userName : 'connected as user ' + (answer && answer.user), same ? 'ok' : 'error');
-      $('status').title = JSON.stringify(answer);
-    });
-  });
-  socket.on('connect_error', (err) => {
-    status('not connected: ' + err.message + (socket.active ? ' (retrying)' : ''), 'error');
-  });
-  socket.on('disconnect', (reason) => {
-    status(ended ? 'disconnected' : 'disconnected (' + reason + ')' + (socket.active ? ', reconnecting\u2026' : ''), 'error');
-  });
-  socket.on('session_ended', (payload) => {
-    ended = true;
-    $('ended').textContent = 'your session ended (' + (payload && payload.reason) + ') ';
-    const again = document.createElement('a');
-    again.href = '/';
-    again.textContent = 'log in again';
-    $('ended').appendChild(again);
-    $('ended').hidden = false;
-    document.querySelectorAll('main form button, main form input, main form select, main form textarea')
-      .forEach((control) => { control.disabled = true; });
-  });
-  socket.on('notice', (n) => {
-    $('no-notices').hidden = true;
-    item('notices', [['strong', n && n.from], [null, ': ' + (n && n.text)], ['time', now()]]);
-  });
-  socket.onAny((event, ...args) => {
-    if (event === 'notice' || event === 'session_ended') { return; }
-    item('events', [['strong', event], [null, ' ' + JSON.stringify(args.length > 1 ? args : args[0])], ['time', now()]]);
-  });
-}());
-</script>
+<?php live_scripts($user); ?>
 <?php
 page_end();

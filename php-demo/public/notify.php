@@ -2,7 +2,7 @@
 /*
  * POST /notify.php  to (user id), message
  * Sends event "notice" {"from", "text", "at"} to every socket of user `to`.
- * JSON {"ok": true, "daemons": N} (N = daemons that received it);
+ * JSON {"ok": true, "position": P} (P = the event's position in the history);
  * with a "return" field (HTML form) a 303 back instead.
  */
 
@@ -26,12 +26,12 @@ if (!is_string($message) || trim($message) === '') {
     respond(400, ['ok' => false, 'error' => 'field "message" must not be empty'], 'Write a message first.');
 }
 
-$daemons = demo_emitter()->toUser((int) $to)->emit('notice', [
+$position = demo_emitter()->toUser((int) $to)->emit('notice', [
     'from' => $sender['name'],
     'text' => $message,
     'at' => time(),
 ]);
 
 $recipient = demo_user_by_id((int) $to);
-respond(200, ['ok' => true, 'daemons' => $daemons],
+respond(200, ['ok' => true, 'position' => $position],
     'Notice sent to ' . ($recipient['display'] ?? "user $to") . '.');

@@ -3,7 +3,8 @@
  * Makes Predis and SessionBridge\* loadable without composer:
  * composer's vendor/autoload.php when php-demo/vendor exists, otherwise the
  * system's Predis (Debian: apt-get install php-predis) plus a PSR-4 loader
- * for "SessionBridge\" -> src/SessionBridge/ (as composer.json declares).
+ * for "SessionBridge\" -> the emitter package in clients/php/src/ (as
+ * clients/php/composer.json declares; php-demo's composer.json requires it).
  *
  * Returns true when Predis\Client can be loaded.
  */
@@ -12,7 +13,7 @@ declare(strict_types=1);
 
 spl_autoload_register(static function (string $class): void {
     if (str_starts_with($class, 'SessionBridge\\')) {
-        $file = __DIR__ . '/SessionBridge/' . str_replace('\\', '/', substr($class, 14)) . '.php';
+        $file = dirname(__DIR__, 2) . '/clients/php/src/' . str_replace('\\', '/', substr($class, 14)) . '.php';
         if (is_file($file)) {
             require $file;
         }

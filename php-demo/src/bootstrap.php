@@ -130,6 +130,42 @@ function demo_emitter(): SessionBridge\Emitter
     return new SessionBridge\Emitter($client, $config['channel']);
 }
 
+/**
+ * The history position this request renders (read once): the page shows what
+ * happened up to it, and its socket brings everything after it.
+ */
+function demo_position(): string
+{
+    static $position = null;
+    return $position ??= demo_emitter()->position();
+}
+
+/**
+ * The user's newest notices up to the rendered position, newest first, read
+ * from session-bridge's history: what this page shows when it is made. A
+ * notice published while the browser was between two pages is either here
+ * (before the position) or replayed to the page's socket (after it).
+ *
+ * @return list<array{position: string, notice: array<string, mixed>}>
+ */
+function demo_recent_notices(int|string $userId, int $count = 30): array
+{
+    $stream = '{' . demo_config()['channel'] . '}:history';
+    $entries = demo_redis()->executeRaw(['XREVRANGE', $stream, demo_position(), '-', 'COUNT', '500']);
+    $notices = [];
+    foreach (is_array($entries) ? $entries : [] as [$position, $fields]) {
+        $message = json_decode((string) ($fields[1] ?? ''), true);
+        if (is_array($message) && ($message['event'] ?? null) === 'notice'
+            && (string) ($message['user'] ?? '') === (string) $userId && is_array($message['data'] ?? null)) {
+            $notices[] = ['position' => $position, 'notice' => $message['data']];
+            if (count($notices) >= $count) {
+                break;
+            }
+        }
+    }
+    return $notices;
+}
+
 function demo_configure_session(array $config): void
 {
     $settings = [

@@ -1,0 +1,230 @@
+"""This daemon's part of presence: its sockets in presence rooms, the leave delay, delivery.
+
+The socket layer reports each socket entering its rooms and leaving; the
+roster counts, per (room, user), the sockets this daemon holds. The first
+one makes the daemon hold the user in Redis (:mod:`bridge.presence`), which
+announces ``joined`` when no daemon held the user yet. When the last one
+goes, the hold is dropped only after ``leave_delay`` seconds, and only if no
+socket came back meanwhile, so a page reload is neither a leave nor a join;
+``left`` is announced when no other daemon holds the user either.
+
+A single loop (``run``) does the Redis work in batches, off the connect
+path: new holds, due releases, refreshing every hold (0.2 ttl), and sweeping
+the rooms this daemon serves for users of daemons that died (0.2 ttl). A
+second loop (``listen``) receives the announcements of every daemon and
+delivers them to this daemon's sockets in the room, once per socket.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+
+import redis
+
+from bridge import logs, presence
+from bridge.outage import Outage
+
+log = logs.get("presence")
+
+TICK_SECONDS = 0.02
+MAX_LABELLED_ROOMS = 100
+OTHER_ROOMS = "other"
+NOT_IN_ROOM = {"error": "not_in_room"}
+NOT_PRESENCE_ROOM = {"error": "not_presence_room"}
+UNAVAILABLE = {"error": "unavailable"}
+
+
+def matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
+    """Whether a room is a presence room (glob patterns, case-sensitive)."""
+    return lambda room: any(fnmatch.fnmatchcase(room, pattern) for pattern in patterns)
+
+
+@dataclasses.dataclass
+class _Hold:
+    sockets: int = 0
+    held: bool = False  # this daemon's hold is in Redis
+    leave_at: float | None = None
+
+
+class Roster:
+    def __init__(self, *, shared: presence.SharedPresence, patterns: tuple[str, ...],
+                 leave_delay: float, ttl: float, emit: Callable[[str, dict], int],
+                 online_gauge, events_sent, sleep: Callable[[float], None]):
+        self.shared = shared
+        self.is_presence_room = matcher(patterns)
+        self.leave_delay = leave_delay
+        self.period = ttl * 0.2
+        self.emit = emit
+        self.online = OnlineGauge(online_gauge)
+        self.events_sent = events_sent
+        self.sleep = sleep
+        self.running = True
+        self._holds: dict[tuple[str, str], _Hold] = {}
+        self._sockets: dict[str, tuple[str, tuple[str, ...]]] = {}  # sid -> user, rooms
+        self._new: set[tuple[str, str]] = set()
+        self._leaving: set[tuple[str, str]] = set()
+        self._outage = Outage("presence state", log)
+        self._listen_outage = Outage("presence announcements", log)
+
+    # --- called by the socket layer ---
+
+    def entered(self, sid: str, user, rooms) -> None:
+        """A socket of ``user`` (its JSON value) is now in ``rooms``."""
+        rooms = tuple(room for room in rooms if self.is_presence_room(room))
+        if not rooms:
+            return
+        member = presence.user_json(user)
+        self._sockets[sid] = (member, rooms)
+        for room in rooms:
+            hold = self._holds.setdefault((room, member), _Hold())
+            hold.sockets += 1
+            hold.leave_at = None
+            if not hold.held:
+                self._new.add((room, member))
+
+    def left(self, sid: str) -> None:
+        member, rooms = self._sockets.pop(sid, (None, ()))
+        for room in rooms:
+            hold = self._holds[(room, member)]
+            hold.sockets -= 1
+            if hold.sockets == 0:
+                hold.leave_at = time.monotonic() + self.leave_delay
+                self._leaving.add((room, member))
+
+    def query(self, room: str) -> dict:
+        """The answer to a socket's ``presence`` event (membership checked by the caller)."""
+        if not self.is_presence_room(room):
+            return NOT_PRESENCE_ROOM
+        try:
+            users = presence.online(self.shared.client, self.shared.channel, room)
+        except redis.RedisError:
+            return UNAVAILABLE
+        return {"room": room, "users": users}
+
+    # --- the Redis loop ---
+
+    def run(self) -> None:
+        next_refresh = time.monotonic() + self.period
+        while self.running:
+            try:
+                self._hold_new()
+                self._release_due()
+                if time.monotonic() >= next_refresh:
+                    next_refresh = time.monotonic() + self.period
+                    self._refresh_and_sweep()
+                self._outage.recovered()
+            except Exception as exc:  # noqa: BLE001 - presence must outlive any fault
+                self.sleep(self._outage.lost(exc))
+            self.sleep(TICK_SECONDS)
+
+    def _hold_new(self) -> None:
+        if not self._new:
+            return
+        keys, self._new = self._new, set()
+        try:
+            by_room = _by_room(k for k in keys if self._holds.get(k) and
+                               self._holds[k].sockets)
+            for room, users in by_room.items():
+                self.shared.hold(room, users)
+                for user in users:
+                    self._holds[(room, user)].held = True
+        except Exception:
+            self._new |= {k for k in keys if k in self._holds and not self._holds[k].held}
+            raise
+
+    def _release_due(self) -> None:
+        now = time.monotonic()
+        for key in [k for k in self._leaving if self._holds[k].leave_at is None or
+                    self._holds[k].leave_at <= now]:
+            hold = self._holds[key]
+            if not hold.sockets and hold.leave_at is not None:
+                if hold.held:
+                    self.shared.release(*key)  # on failure the key stays due, retried
+                if hold.sockets:  # a socket came back while Redis answered: hold again
+                    hold.held = False
+                    self._new.add(key)
+                else:
+                    del self._holds[key]
+            self._leaving.discard(key)
+
+    def _refresh_and_sweep(self) -> None:
+        held = _by_room(k for k, hold in self._holds.items() if hold.held)
+        for room, users in held.items():
+            self.shared.hold(room, users)
+        rooms = sorted({room for room, _ in self._holds})
+        for room in rooms:
+            gone = self.shared.sweep(room)
+            if gone:
+                log.info("presence: users of a vanished daemon left",
+                         extra={"fields": {"room": room, "users": len(gone)}})
+        self.online.update(self.shared.counts(rooms))
+
+    # --- announcements of every daemon ---
+
+    def listen(self, client: redis.Redis) -> None:
+        while self.running:
+            try:
+                self._listen(client)
+            except Exception as exc:  # noqa: BLE001 - delivery must outlive any fault
+                self.sleep(self._listen_outage.lost(exc))
+
+    def _listen(self, client: redis.Redis) -> None:
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            pubsub.subscribe(presence.announcements(self.shared.channel))
+            self._listen_outage.recovered()
+            while self.running:
+                item = pubsub.get_message(timeout=0.5)
+                if item is not None and item.get("type") == "message":
+                    self.deliver(item["data"])
+        finally:
+            pubsub.close()
+
+    def deliver(self, raw: bytes) -> None:
+        try:
+            payload = json.loads(raw)
+            room = payload["room"]
+            kind = "joined" if "joined" in payload else "left"
+        except (ValueError, KeyError, TypeError):
+            log.warning("presence announcement dropped: not one of ours")
+            return
+        sent = self.emit(room, payload)
+        if sent:
+            self.events_sent.labels(kind).inc(sent)
+
+    def stop(self) -> None:
+        self.running = False
+
+
+def _by_room(keys) -> dict[str, list[str]]:
+    rooms: dict[str, list[str]] = defaultdict(list)
+    for room, user in keys:
+        rooms[room].append(user)
+    return rooms
+
+
+class OnlineGauge:
+    """Online users per room, on at most MAX_LABELLED_ROOMS labels plus "other"."""
+
+    def __init__(self, gauge):
+        self.gauge = gauge
+        self.labelled: set[str] = set()
+
+    def update(self, counts: dict[str, int]) -> None:
+        for room in self.labelled - counts.keys():
+            self.gauge.remove(room)
+            self.labelled.discard(room)
+        other = 0
+        for room, count in sorted(counts.items()):
+            if room not in self.labelled and len(self.labelled) < MAX_LABELLED_ROOMS:
+                self.labelled.add(room)
+            if room in self.labelled:
+                self.gauge.labels(room).set(count)
+            else:
+                other += count
+        self.gauge.labels(OTHER_ROOMS).set(other)
