@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from redis.crc import key_slot
@@ -143,13 +144,12 @@ def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon,
 def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, start_daemon,
                                                          clients):
     php = start_php(cluster, **cluster.php_env)
-    # One daemon through the cluster client (subscribed on the channel slot's primary),
-    # two with events_redis_url on one of the other primaries each.
+    # Each daemon knows one primary only (its seed), a different one for each.
     channel_owner = cluster.primary_of_slot(key_slot(b"session-bridge"))
-    others = [p for p in cluster.primary_ports(cluster.nodes[0].port) if p != channel_owner]
-    daemons = [start_daemon(cluster), *[
-        start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{port}")
-        for port in others]]
+    primaries = cluster.primary_ports(cluster.nodes[0].port)
+    others = [p for p in primaries if p != channel_owner]
+    daemons = [start_daemon(SimpleNamespace(url=f"redis+cluster://127.0.0.1:{port}"))
+               for port in primaries]
     alice = php.login("alice")
     conns = [clients.connect(d.url, cookie_of(alice)) for d in daemons]
     reply = php.post(alice, "notify.php", to="1", message="through Predis cluster")
