@@ -126,6 +126,28 @@ def database_number(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
+def _pooled_get(pool, key: str) -> bytes | None:
+    """GET on one connection of ``pool`` (see ``SessionStore.get``)."""
+    try:
+        conn = pool.get_connection()
+    except FAILURES as exc:
+        raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+    try:
+        conn.send_command("GET", key)
+        return conn.read_response()
+    except redis.ResponseError as exc:  # an answer: the connection is fine
+        if _wrong_type(exc):
+            raise NotAString(str(exc)) from None
+        raise StoreUnavailable(str(exc)) from None
+    except BaseException as exc:
+        conn.disconnect()
+        if isinstance(exc, redis.RedisError):
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        raise
+    finally:
+        pool.release(conn)
+
+
 class SessionStore:
     """Reads PHP sessions stored as one Redis string per session."""
 
@@ -144,33 +166,23 @@ class SessionStore:
         connection without redis-py's per-command wrapping (its retry loop,
         off here anyway, and its observability hooks): a few % of a connect.
         Same timeouts; a connection that failed mid-command is dropped.
-        A cluster client has no single pool: a plain GET, routed by slot.
+        On a cluster, the same GET on the pool of the node holding the key's
+        slot; anything but an answer (MOVED, ASK, a node down) is asked again
+        through redis-py's cluster client, which follows redirects and
+        refreshes its slot map.
         """
-        if is_cluster(self.client):
-            return self._get_routed(session_id)
-        pool = self.client.connection_pool
+        key = self.key(session_id)
+        if not is_cluster(self.client):
+            return _pooled_get(self.client.connection_pool, key)
         try:
-            conn = pool.get_connection()
-        except FAILURES as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
-        try:
-            conn.send_command("GET", self.key(session_id))
-            return conn.read_response()
-        except redis.ResponseError as exc:  # an answer: the connection is fine
-            if _wrong_type(exc):
-                raise NotAString(str(exc)) from None
-            raise StoreUnavailable(str(exc)) from None
-        except BaseException as exc:
-            conn.disconnect()
-            if isinstance(exc, redis.RedisError):
-                raise StoreUnavailable(str(exc) or type(exc).__name__) from None
-            raise
-        finally:
-            pool.release(conn)
+            node = self.client.get_node_from_key(key)
+            return _pooled_get(node.redis_connection.connection_pool, key)
+        except (StoreUnavailable, AttributeError, *FAILURES):
+            return self._get_routed(key)
 
-    def _get_routed(self, session_id: str) -> bytes | None:
+    def _get_routed(self, key: str) -> bytes | None:
         try:
-            return self.client.get(self.key(session_id))
+            return self.client.get(key)
         except redis.ResponseError as exc:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None
