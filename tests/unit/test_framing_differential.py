@@ -43,15 +43,39 @@ def payloads(draw, opcode: int) -> bytes:
 
 @st.composite
 def frames(draw) -> bytes:
-    """One client frame, mostly well formed, sometimes broken in one way."""
+    """Any one client frame: often well formed, often broken in one way."""
     opcode = draw(st.sampled_from([0, 0, 1, 1, 2, 8, 9, 10, 3, 11]))
-    fin = draw(st.sampled_from([True, True, False]))
-    rsv = draw(st.sampled_from([0] * 8 + [0x10, 0x40]))
-    payload = draw(payloads(opcode))
-    head = bytes((0x80 * fin | rsv | opcode,))
-    mask_bit = draw(st.sampled_from([0x80] * 12 + [0]))
-    head += _length(len(payload), mask_bit, draw(st.sampled_from(["short"] * 6 + ["16", "64"])))
-    if not mask_bit:
+    return _frame(opcode, draw(payloads(opcode)), fin=draw(st.sampled_from([True, True, False])),
+                  rsv=draw(st.sampled_from([0] * 8 + [0x10, 0x40])),
+                  masked=draw(st.sampled_from([True] * 12 + [False])),
+                  form=draw(st.sampled_from(["short"] * 6 + ["16", "64"])))
+
+
+@st.composite
+def messages(draw) -> list[bytes]:
+    """The frames of one well-formed message: data in fragments (a ping may come
+    between them), or one control frame."""
+    kind = draw(st.sampled_from(["text", "text", "binary", "ping", "pong", "close"]))
+    if kind in ("ping", "pong", "close"):
+        opcode = {"ping": framing.PING, "pong": framing.PONG, "close": framing.CLOSE}[kind]
+        return [_frame(opcode, draw(payloads(opcode)) if kind == "close"
+                       else draw(st.binary(max_size=125)))]
+    opcode = framing.TEXT if kind == "text" else framing.BINARY
+    data = draw(payloads(opcode))
+    cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=3)))
+    parts = [data[a:b] for a, b in itertools.pairwise([0, *cuts, len(data)])]
+    out = [_frame(opcode if n == 0 else framing.CONTINUATION, part, fin=n == len(parts) - 1)
+           for n, part in enumerate(parts)]
+    if len(out) > 1 and draw(st.booleans()):
+        out.insert(draw(st.integers(1, len(out) - 1)), _frame(framing.PING, b"between"))
+    return out
+
+
+def _frame(opcode: int, payload: bytes, fin: bool = True, rsv: int = 0, masked: bool = True,
+           form: str = "short") -> bytes:
+    mask_bit = 0x80 if masked else 0
+    head = bytes((0x80 * fin | rsv | opcode,)) + _length(len(payload), mask_bit, form)
+    if not masked:
         return head + payload
     key = os.urandom(4)
     return head + key + framing.unmask(payload, key)
@@ -70,11 +94,14 @@ def _length(n: int, mask_bit: int, form: str) -> bytes:
 
 @st.composite
 def streams(draw) -> list[bytes]:
-    """A stream of frames, cut into the pieces a server would read."""
-    data = b"".join(draw(st.lists(frames(), max_size=12)))
+    """Well-formed messages, perhaps with a few arbitrary frames among them, cut into
+    the pieces a server would read."""
+    chunks = [frame for message in draw(st.lists(messages(), max_size=6)) for frame in message]
+    for extra in draw(st.lists(frames(), max_size=2)):
+        chunks.insert(draw(st.integers(0, len(chunks))), extra)
+    data = b"".join(chunks)
     cuts = sorted(draw(st.lists(st.integers(0, len(data)), max_size=6)))
-    bounds = [0, *cuts, len(data)]
-    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+    return [data[a:b] for a, b in itertools.pairwise([0, *cuts, len(data)])]
 
 
 def ours(pieces: list[bytes]):
@@ -124,7 +151,7 @@ def test_same_verdict_as_wsproto(pieces):
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(st.binary(max_size=2), st.builds(
     lambda code, reason: struct.pack("!H", code) + reason,
-    st.integers(0, 65535), st.one_of(_TEXT, st.binary(max_size=6)))))
+    _CODES, st.one_of(_TEXT, st.binary(max_size=6)))))
 def test_same_close_verdict_as_wsproto(payload):
     """Every close code and reason, alone: 1-byte payloads, codes, reasons not UTF-8."""
     key = os.urandom(4)
