@@ -2,10 +2,11 @@
 
 :class:`Reader` turns what a client sent into events (messages, pings, pongs,
 a close), one frame per call. Frames are parsed by offset over one receive
-buffer, which is compacted once per :meth:`Reader.feed`, so a read full of tiny
-frames costs time in proportion to its size (never a copy of the rest of the
-buffer per frame). No sockets and no Engine.IO here: ``bridge.transport`` owns
-those, and decides how many frames to handle before yielding to other sockets.
+buffer, which is compacted once its complete frames are handled, so a read
+full of tiny frames costs time in proportion to its size (never a copy of the
+rest of the buffer per frame), and an idle socket keeps no buffer. No sockets
+and no Engine.IO here: ``bridge.transport`` owns those, and decides how many
+frames to handle before yielding to other sockets.
 """
 
 from __future__ import annotations
@@ -143,9 +144,6 @@ class Reader:
         self.decoder = None  # UTF-8, fragment by fragment, for a text message
 
     def feed(self, data: bytes) -> None:
-        if self.at:
-            del self.buf[:self.at]  # once per read: amortized O(n)
-            self.at = 0
         self.buf += data
 
     def clear(self) -> None:
@@ -155,6 +153,9 @@ class Reader:
         """The event of the next complete frame, or None. Raises :class:`FrameError`."""
         parsed = parse_frame(self.buf, self.at, self.max_message)
         if parsed is None:
+            if self.at:  # once per read: amortized O(n); frees the memory when all is read
+                del self.buf[:self.at]
+                self.at = 0
             return None
         fin, opcode, payload, self.at = parsed
         if opcode == CLOSE:

@@ -50,7 +50,15 @@ def test_reader_keeps_partial_frames_across_reads():
         reader.feed(data[at:at + 7])
         got += iter(reader.next, None)
     assert got == [(TEXT, f"m{n}") for n in range(50)]
-    assert reader.at == len(reader.buf)  # all handled; the buffer is compacted by the next feed
+    assert (reader.at, reader.buf) == (0, b"")  # all handled: nothing kept
+
+
+def test_reader_keeps_only_the_unfinished_frame():
+    reader = Reader(100)
+    reader.feed(client_frame(TEXT, b"done") + client_frame(TEXT, b"half")[:5])
+    assert reader.next() == (TEXT, "done")
+    assert reader.next() is None
+    assert len(reader.buf) == 5 and reader.at == 0
 
 
 def test_fragments_make_one_message_and_control_frames_may_come_between():

@@ -142,13 +142,13 @@ def theirs(pieces: list[bytes]):
     return "open", events, None
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(streams())
 def test_same_verdict_as_wsproto(pieces):
     assert ours(pieces) == theirs(pieces)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.one_of(st.binary(max_size=2), st.builds(
     lambda code, reason: struct.pack("!H", code) + reason,
     _CODES, st.one_of(_TEXT, st.binary(max_size=6)))))
@@ -163,7 +163,7 @@ def test_the_generator_reaches_every_verdict():
     """The property above would prove little if every stream were refused at once."""
     seen = set()
 
-    @settings(max_examples=300, deadline=None, database=None)
+    @settings(max_examples=200, deadline=None, database=None)
     @given(streams())
     def collect(pieces):
         verdict, events, code = ours(pieces)
