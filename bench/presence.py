@@ -4,6 +4,7 @@ presence event latency under join/leave churn, Redis memory per online user.
 
     .venv/bin/python bench/presence.py --sockets 10000 --room 'chat:{k}' --groups 1000
     .venv/bin/python bench/presence.py --sockets 1000 --room lobby --rate 100
+    .venv/bin/python bench/presence.py --room 'chat:{k}' --groups 1000 --churn-room chat:0
 
 For each mode (``plain``: rooms only; ``presence``: ``--presence-room`` matching
 the room): a private redis-server, sessions written by PHP through Predis
@@ -97,10 +98,13 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
                            stdout=subprocess.DEVNULL))
         client = redis.Redis(port=port)
         wait_until(lambda: _pong(client), 10, what="redis")
-        pool = args.sockets + int(args.rate * args.seconds) + 10
-        subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
-                        str(pool), args.room, str(args.groups)], check=True,
-                       capture_output=True)
+        pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10
+        for first, count, room in ((0, args.sockets, args.room),
+                                   (args.sockets, pool - args.sockets,
+                                    args.churn_room or args.room)):
+            subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
+                            str(count), room, str(args.groups), str(first)], check=True,
+                           capture_output=True)
         daemon_port, admin_port = free_port(), free_port()
         extra = (["--presence-room", args.room.replace("{k}", "*"),
                   "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
@@ -130,7 +134,7 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
             result["presence_key_bytes"] = key_bytes(client)
             result["online"] = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
             churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
-                        pool=[args.sockets, pool], delay=DELAY)
+                        pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
             result["churn"] = summarize(churn)
         ask(gen, cmd="quit")
         return result
@@ -164,7 +168,8 @@ def key_bytes(client) -> int:
 
 def summarize(churn: dict) -> dict:
     out = {"joins_expected": churn["expected_joins"], "joins_seen": len(churn["joins"]),
-           "leaves_expected": churn["expected_leaves"], "leaves_seen": len(churn["leaves"])}
+           "leaves_expected": churn["expected_leaves"], "leaves_seen": len(churn["leaves"]),
+           "unseen_joins": churn["unseen_joins"][:20]}
     for kind in ("joins", "leaves"):
         for q, name in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
             out[f"{kind}_{name}_ms"] = percentile(churn[kind], q)
@@ -178,14 +183,17 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=1)
     parser.add_argument("--rate", type=float, default=100.0, help="joins+leaves per second")
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--churn-room", default="",
+                        help="room of the churning users (default: --room); socket 0, the "
+                             "observer, is in room k=0")
     parser.add_argument("--modes", default="plain,presence")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="presence-bench-"))
     results = [run_mode(args, mode, workdir) for mode in args.modes.split(",")]
     report = {"args": vars(args), "results": results, "logs": str(workdir)}
-    if len(results) == 2:
-        report["connect_cpu_ratio"] = round(
-            results[1]["cpu_ms_per_connect"] / results[0]["cpu_ms_per_connect"], 3)
+    per_connect = {r["mode"]: r["cpu_ms_per_connect"] for r in results}
+    if {"plain", "presence"} <= per_connect.keys():
+        report["connect_cpu_ratio"] = round(per_connect["presence"] / per_connect["plain"], 3)
     print(json.dumps(report, indent=1))
     return 0
 

@@ -4,8 +4,8 @@
 // One JSON command per stdin line, one JSON answer per stdout line.
 //
 //   {"cmd": "hold", "url", "from", "to", "concurrency"}   open sockets [from, to)
-//   {"cmd": "churn", "url", "rate", "seconds", "pool": [from, to], "delay"}
-//       every 1/rate s, alternately open a socket of the next session of the
+//   {"cmd": "churn", "url", "rate", "seconds", "pool": [from, to], "delay", "backlog"}
+//       open `backlog` sockets of the pool, then every 1/rate s, alternately open a socket of the next session of the
 //       pool (a join) or close the oldest one opened by the churn (a leave,
 //       announced `delay` s later); the observer (socket 0, held) times each
 //       presence event it receives against the moment the join or leave
@@ -57,17 +57,25 @@ async function churn(cmd) {
   const mine = [];
   let next = from;
   const period = 1000 / cmd.rate;
-  const started = now();
   const pending = [];
+  function join() {
+    const i = next;
+    next = next + 1 < to ? next + 1 : from;
+    const opened = open(cmd.url, i).then((ok) => {
+      if (ok === true) { joinedAt.set(100000 + i, now()); mine.push(i); }
+    });
+    pending.push(opened);
+    return opened;
+  }
+  // A backlog first, so that each churning socket lives backlog / (rate / 2) seconds.
+  for (let k = 0; k < cmd.backlog; k += 1) await join();
+  await sleep(500);
+  const started = now();
   for (let k = 0; now() - started < cmd.seconds * 1000; k += 1) {
     const due = started + k * period;
     if (due > now()) await sleep(due - now());
     if (k % 2 === 0 || mine.length === 0) {
-      const i = next;
-      next = next + 1 < to ? next + 1 : from;
-      pending.push(open(cmd.url, i).then((ok) => {
-        if (ok === true) { joinedAt.set(100000 + i, now()); mine.push(i); }
-      }));
+      join();
     } else {
       const i = mine.shift();
       held.get(i).disconnect();
@@ -83,8 +91,10 @@ async function churn(cmd) {
     if (p.joined !== undefined && joinedAt.has(p.joined)) joins.push(at - joinedAt.get(p.joined));
     if (p.left !== undefined && leftAt.has(p.left)) leaves.push(at - leftAt.get(p.left) - cmd.delay * 1000);
   }
+  const seen = new Set(presence.map(([, p]) => p.joined));
   const result = { joins, leaves, expected_joins: joinedAt.size, expected_leaves: leftAt.size,
-    still_open: mine.length };
+    still_open: mine.length, unseen_joins: [...joinedAt.keys()].filter((u) => !seen.has(u)),
+    first_event: presence.length ? presence[0][1] : null };
   for (const i of mine) { held.get(i).disconnect(); held.delete(i); }
   presence.length = 0;
   return result;
