@@ -5,6 +5,8 @@
 // key is the bare 32-hex session id written with SETEX <gc_maxlifetime>.
 //
 // usage: php seed_sessions.php HOST PORT COUNT [FIRST]
+//        php seed_sessions.php cluster:HOST:PORT,HOST:PORT... 0 COUNT [FIRST]
+//        (the second: through Predis's cluster client, keys on every shard)
 // Session i has id md5("session-bridge-bench:i") and user_id 100000+i; the
 // load generator derives the same ids (bench/loadgen.js sessionId()).
 // Prints one JSON line: {"written": n, "bytes_min": .., "bytes_max": .., "seconds": ..}
@@ -19,7 +21,10 @@ ini_set('session.gc_maxlifetime', '3600');
 ini_set('session.use_cookies', '0');
 ini_set('session.cache_limiter', '');
 
-$client = new Predis\Client(['host' => $host, 'port' => $port]);
+$client = str_starts_with($host, 'cluster:')
+    ? new Predis\Client(array_map(static fn ($seed) => "tcp://$seed", explode(',', substr($host, 8))),
+                        ['cluster' => 'redis'])
+    : new Predis\Client(['host' => $host, 'port' => $port]);
 $handler = new Predis\Session\Handler($client);
 $handler->register();
 

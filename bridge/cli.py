@@ -150,10 +150,11 @@ def _serve(cfg) -> int:
     eventlet.monkey_patch()
     from bridge import daemon
     from bridge.runtime import EventletRuntime
+    from bridge.store import StoreUnavailable
 
     try:
         return daemon.run(cfg, EventletRuntime())
-    except OSError as exc:
+    except (OSError, StoreUnavailable) as exc:  # StoreUnavailable: no cluster node answered
         raise _Failure(f"cannot start: {exc}") from None
 
 

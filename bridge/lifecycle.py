@@ -49,6 +49,8 @@ DESTROYED, EXPIRED, LOGGED_OUT, REVOKED = "destroyed", "expired", "logged_out", 
 KEYSPACE, TIMER = "keyspace", "timer"
 _EVENT_REASONS = {"del": DESTROYED, "unlink": DESTROYED, "rename_from": DESTROYED,
                   "expired": EXPIRED, "evicted": EXPIRED}
+# What a cluster node announces when MIGRATE moves a key to another node.
+_MIGRATE_EVENTS = {"del"}
 
 
 class SessionWatch:
@@ -70,6 +72,7 @@ class SessionWatch:
         self.sleep = sleep
         self.on_mode = on_mode
         self.keep_alive = keep_alive
+        self.sharded = is_cluster(client)
         self.outage = Outage("session watch", log)
         self.mode = ""
         self.live = False
@@ -178,10 +181,10 @@ class SessionWatch:
             self.check(session_id)  # closes the gap between the connect's GET and now
         elif item["type"] == "message":
             event = _text(item["data"])
-            if event in _EVENT_REASONS:
+            if event in _EVENT_REASONS and not (event in _MIGRATE_EVENTS and self.sharded):
                 self.end(session_id, _EVENT_REASONS[event])
-            elif event == "set":
-                self.check(session_id)
+            elif event == "set" or event in _MIGRATE_EVENTS:
+                self.check(session_id)  # on a cluster, "del" may be a slot moving away
 
     # --- decisions ---
 

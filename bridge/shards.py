@@ -12,6 +12,9 @@ missing) refreshes redis-py's slot map, moves the channels whose slot has
 another owner now (primary failover, resharding) and subscribes them there.
 Every new subscription's confirmation reaches the watch, which then reads
 the session again: whatever happened while the route was missing is seen.
+(Moving a slot MIGRATEs its keys, which the old owner announces as ``del``:
+so on a cluster the watch reads the session again on ``del`` instead of
+ending it at once; see ``lifecycle``.)
 ``prepare`` runs once on every node, replicas included (the watch turns
 keyspace notifications on there, so a promoted replica already sends them).
 """
@@ -24,6 +27,7 @@ from collections.abc import Callable
 import redis
 
 from bridge import logs
+from bridge.store import FAILURES
 
 log = logs.get("shards")
 
@@ -63,7 +67,7 @@ class ClusterKeyspace:
         for name, pubsub in pubsubs:
             try:
                 item = pubsub.get_message(timeout=timeout / len(pubsubs))
-            except (redis.RedisError, OSError) as exc:
+            except (*FAILURES, OSError) as exc:
                 self._drop(name, exc)
                 continue
             if item is not None:
@@ -81,13 +85,17 @@ class ClusterKeyspace:
         """Refresh the slot map, move channels whose slot has a new owner, prepare new nodes."""
         try:
             self.cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
-        except (redis.RedisError, OSError) as exc:
+        except (*FAILURES, OSError) as exc:
             log.debug("cluster topology refresh failed", extra={"fields": {"error": str(exc)}})
+        moved = 0
         for channel, node in list(self.routes.items()):
             owner = self._owner_name(channel)
-            if node and owner != node:
+            if node and owner and owner != node:
                 self._quietly(node, lambda pubsub, c=channel: pubsub.unsubscribe(c))
                 self.routes[channel] = ""
+                moved += 1
+        if moved:
+            log.info("cluster slots moved; re-routing", extra={"fields": {"sessions": moved}})
         self._prepare_nodes()
         self._route_missing()
 
@@ -108,7 +116,7 @@ class ClusterKeyspace:
                 continue
             try:
                 self.prepare(self.cluster.get_redis_connection(node))
-            except (redis.RedisError, OSError):
+            except (*FAILURES, OSError):
                 continue  # down now; tried again at the next check
             self.prepared.add(node.name)
 
@@ -116,7 +124,7 @@ class ClusterKeyspace:
         key = channel.partition(":")[2] or channel
         try:
             return self.cluster.get_node_from_key(key)
-        except (redis.RedisError, OSError):
+        except (*FAILURES, OSError):
             return None
 
     def _owner_name(self, channel: str) -> str:
@@ -134,7 +142,7 @@ class ClusterKeyspace:
                 self.pubsubs[name] = pubsub
             action(pubsub)
             return True
-        except (redis.RedisError, OSError) as exc:
+        except (*FAILURES, OSError) as exc:
             self._drop(name, exc)
             return False
 
@@ -142,14 +150,15 @@ class ClusterKeyspace:
         """A node's pub/sub failed: its channels wait for a route, checked soon."""
         pubsub = self.pubsubs.pop(name, None)
         if pubsub is not None:
-            log.warning("cluster node subscription lost; re-routing",
-                        extra={"fields": {"node": name, "error": str(exc) or type(exc).__name__}})
             try:
                 pubsub.close()
-            except (redis.RedisError, OSError):
+            except (*FAILURES, OSError):
                 pass
-        for channel, node in self.routes.items():
-            if node == name:
-                self.routes[channel] = ""
+        lost = [channel for channel, node in self.routes.items() if node == name]
+        if lost:  # logged once per loss, not at every retry of a node still down
+            log.warning("cluster node subscription lost; re-routing", extra={"fields": {
+                "node": name, "sessions": len(lost), "error": str(exc) or type(exc).__name__}})
+        for channel in lost:
+            self.routes[channel] = ""
         self.prepared.discard(name)
         self.next_check = 0.0

@@ -14,10 +14,15 @@ from urllib.parse import urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import RedisClusterException
 from redis.retry import Retry
-from redis.sentinel import Sentinel
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from bridge import topology
+
+# What a Redis client raises when Redis does not serve a command (a cluster
+# client's own errors, such as a slot no primary covers, are not RedisErrors).
+FAILURES = (redis.RedisError, RedisClusterException)
 
 
 class StoreUnavailable(Exception):
@@ -54,23 +59,45 @@ def open_redis(url: str, timeout: float, max_connections: int = 64):
     return redis.Redis(connection_pool=pool)
 
 
+class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """redis-py's Sentinel pool (master looked up per connection), blocking when full."""
+
+
 def _sentinel_master(where: topology.Topology, common: dict, max_connections: int):
     auth = {"username": where.username, "password": where.password}
     sentinel = Sentinel(
         list(where.hosts), **common, **auth,
         sentinel_kwargs={**auth, "socket_timeout": common["socket_timeout"],
                          "socket_connect_timeout": common["socket_connect_timeout"]})
-    return sentinel.master_for(where.service, db=where.db, max_connections=max_connections)
+    return sentinel.master_for(
+        where.service, connection_pool_class=_BlockingSentinelPool, db=where.db,
+        max_connections=max_connections, timeout=common["socket_timeout"])
+
+
+class _Cluster(RedisCluster):
+    """redis-py's cluster client, reading the slot map again before each new subscription.
+
+    A subscription is bound to one node; redis-py refreshes its slot map when
+    a command fails, never when a subscription does. So a subscription that
+    starts again after its node failed asks the cluster where the slot is now.
+    """
+
+    def pubsub(self, *args, **kwargs):
+        try:
+            self.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+        except (*FAILURES, OSError):
+            pass  # the subscription itself will fail and be tried again
+        return super().pubsub(*args, **kwargs)
 
 
 def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
     """A cluster client; it reads the slot map now, so a cluster down raises StoreUnavailable."""
     nodes = [ClusterNode(host, port) for host, port in where.hosts]
     try:
-        return RedisCluster(
+        return _Cluster(
             startup_nodes=nodes, username=where.username, password=where.password,
             max_connections=max_connections, **{**common, "retry": Retry(NoBackoff(), 1)})
-    except redis.RedisError as exc:
+    except FAILURES as exc:
         raise StoreUnavailable(f"no cluster node answered: {exc}") from None
 
 
@@ -124,7 +151,7 @@ class SessionStore:
         pool = self.client.connection_pool
         try:
             conn = pool.get_connection()
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         try:
             conn.send_command("GET", self.key(session_id))
@@ -148,7 +175,7 @@ class SessionStore:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None
             raise StoreUnavailable(str(exc)) from None
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
@@ -160,7 +187,7 @@ class SessionStore:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None
             raise StoreUnavailable(str(exc)) from None
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return value, (ttl if ttl is not None and ttl >= 0 else None)
 
@@ -168,7 +195,7 @@ class SessionStore:
         """Seconds the session has left; None when missing or without expiry."""
         try:
             seconds = self.client.ttl(self.key(session_id))
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
         return seconds if seconds is not None and seconds >= 0 else None
 
@@ -179,13 +206,13 @@ class SessionStore:
         """
         try:
             return bool(self.client.expire(self.key(session_id), seconds))
-        except redis.RedisError as exc:
+        except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
 
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
-        except redis.RedisError:
+        except FAILURES:
             return False
 
     # --- keyspace notifications of session keys ---

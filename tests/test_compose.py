@@ -30,8 +30,13 @@ def resolved():
     return yaml.safe_load(done.stdout)
 
 
+HA = {"redis-master", "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3", "php-ha",
+      "bridge-a", "bridge-b", "nginx-ha"}
+
+
 def test_services(resolved):
-    assert set(resolved["services"]) == {"redis", "php", "bridge", "nginx"}
+    default = {name for name, s in resolved["services"].items() if not s.get("profiles")}
+    assert default == {"redis", "php", "bridge", "nginx"}
     published = resolved["services"]["nginx"]["ports"]
     assert any(str(p.get("published", p) if isinstance(p, dict) else p).startswith("8080")
                for p in published)
@@ -63,3 +68,21 @@ def test_daemon_command_is_valid_for_our_cli(resolved):
         [str(Path(__import__("sys").executable)), "-m", "bridge", "check-config", *command[2:]],
         capture_output=True, text=True, cwd=ROOT, timeout=30)
     assert done.returncode == 0, done.stderr
+
+
+def test_ha_profile(resolved):
+    """Sentinel (master, replica, three sentinels) and two daemons behind nginx."""
+    services = resolved["services"]
+    assert {n for n, s in services.items() if s.get("profiles") == ["ha"]} == HA
+    sentinel_url = "redis+sentinel://sentinel-1:26379,sentinel-2:26379,sentinel-3:26379/mymaster/0"
+    for name in ("bridge-a", "bridge-b"):
+        command = services[name]["command"]
+        assert command[command.index("--redis-url") + 1] == sentinel_url
+        done = subprocess.run(
+            [str(Path(__import__("sys").executable)), "-m", "bridge", "check-config",
+             *command[2:]], capture_output=True, text=True, cwd=ROOT, timeout=30)
+        assert done.returncode == 0, done.stderr
+    assert services["php-ha"]["environment"]["DEMO_REDIS_MODE"] == "sentinel"
+    conf = (ROOT / "deploy" / "nginx-session-bridge-ha.conf").read_text()
+    assert "hash $remote_addr consistent;" in conf
+    assert "server bridge-a:6001" in conf and "server bridge-b:6001" in conf

@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from redis.crc import key_slot
@@ -97,33 +98,58 @@ def test_cluster_primary_failover(cluster, start_php, start_daemon, clients):
     php = start_php(cluster, **cluster.php_env)
     daemon = start_daemon(cluster)
     before = logins_on_every_shard(php, cluster)
+    spare = logins_on_every_shard(php, cluster)  # their first connect comes after the failover
     kept = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in before.items()}
     victim = sorted(before)[0]
-    promoted, promoted_at = cluster.kill_primary(victim)
+    cluster.wait_replicated(victim)
+    outage = []  # while the shard has no primary: refused store_unavailable
+    promoted, promoted_at = cluster.kill_primary(victim, during=lambda: outage.append(
+        clients.refusal(daemon.url, cookie_of(spare[victim]))))
+    assert outage == ["store_unavailable"]
+    conn = wait_admitted(clients, daemon, cookie_of(spare[victim]), PROMOTION_TO_ADMIT)
+    admit_seconds = time.monotonic() - promoted_at
     cluster.wait_ok(timeout=20)
     after = logins_on_every_shard(php, cluster)
-    conn = wait_admitted(clients, daemon, cookie_of(after[promoted]), PROMOTION_TO_ADMIT)
-    admit_seconds = time.monotonic() - promoted_at
-    conns = {port: (conn if port == promoted else clients.connect(daemon.url, cookie_of(b)))
-             for port, b in after.items()}
+    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in after.items()}
     latencies = [logout_latency(php, after[port], c) for port, c in conns.items()]
     print(f"\ncluster failover: admitted {admit_seconds:.2f} s after promotion; "
           "logout-to-end per shard after it: "
           + ", ".join(f"{s * 1000:.0f} ms" for s in latencies))
     assert admit_seconds < PROMOTION_TO_ADMIT and max(latencies) < LOGOUT_TO_END
     # The sockets opened before the failover, on every shard, are still there and
-    # still end when their session does (the moved shard's through its new primary).
+    # still end when their session does (the failed shard's through its new primary).
     assert all(c.connected and not c.events("session_ended") for c in kept.values())
+    assert conn.connected and promoted in after
     assert logout_latency(php, before[victim], kept[victim]) < LOGOUT_TO_END
+
+
+def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon, clients):
+    php = start_php(cluster, **cluster.php_env)
+    daemon = start_daemon(cluster)
+    browsers = logins_on_every_shard(php, cluster)
+    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in browsers.items()}
+    source, target = sorted(browsers)[:2]
+    key = browsers[source].cookies["PHPSESSID"]
+    cluster.move_slot(key_slot(key.encode()), target)  # the old owner announces "del"
+    harness.wait_until(lambda: "cluster slots moved; re-routing" in daemon.log(), 5,
+                       what="the daemon re-routing the moved session")
+    assert conns[source].whoami()["user"] in (1, 2, 3, 42)  # still open: nothing ended
+    assert not conns[source].events("session_ended")
+    latency = logout_latency(php, browsers[source], conns[source])
+    print(f"\ncluster slot moved: logout after it ended its socket in {latency * 1000:.0f} ms")
+    assert latency < LOGOUT_TO_END
+    assert logout_latency(php, browsers[target], conns[target]) < LOGOUT_TO_END
 
 
 def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, start_daemon,
                                                          clients):
     php = start_php(cluster, **cluster.php_env)
+    # Each daemon knows one primary only (its seed), a different one for each.
+    channel_owner = cluster.primary_of_slot(key_slot(b"session-bridge"))
     primaries = cluster.primary_ports(cluster.nodes[0].port)
-    daemons = [start_daemon(cluster),
-               start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{primaries[1]}"),
-               start_daemon(cluster, "--events-redis-url", f"redis://127.0.0.1:{primaries[2]}")]
+    others = [p for p in primaries if p != channel_owner]
+    daemons = [start_daemon(SimpleNamespace(url=f"redis+cluster://127.0.0.1:{port}"))
+               for port in primaries]
     alice = php.login("alice")
     conns = [clients.connect(d.url, cookie_of(alice)) for d in daemons]
     reply = php.post(alice, "notify.php", to="1", message="through Predis cluster")
@@ -132,10 +158,19 @@ def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, sta
         assert conn.wait_event("notice")[0]["text"] == "through Predis cluster"
     # A raw PUBLISH to any node reaches them all (Redis Cluster forwards it).
     raw = ('{"event":"raw","data":7,"user":1}')
-    subprocess.run(["redis-cli", "-p", str(primaries[0]), "PUBLISH", "session-bridge", raw],
+    subprocess.run(["redis-cli", "-p", str(others[0]), "PUBLISH", "session-bridge", raw],
                    check=True, capture_output=True, timeout=10)
     for conn in conns:
         assert conn.wait_event("raw") == [7]
+    # The primary owning the channel's slot fails over: delivery comes back by itself.
+    cluster.kill_primary(channel_owner)
+    cluster.wait_ok(timeout=20)
+    harness.wait_until(lambda: all(d.ready() for d in daemons), PROMOTION_TO_ADMIT,
+                       what="every daemon ready again")
+    reply = php.post(alice, "notify.php", to="1", message="after the failover")
+    assert reply.status_code == 200, reply.text
+    for conn in conns:
+        conn.wait_event("notice", count=2)
 
 
 # --- Sentinel ---
@@ -174,12 +209,15 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     browsers = [php.login(USERS[i % len(USERS)]) for i in range(40)]
     open_conns = [clients.connect(daemon.url, cookie_of(browsers[i % 40]), timeout=10)
                   for i in range(200)]
+    fresh = php.login("alice")  # its first connect comes after the failover
     sentinel.wait_replicated()
     churn = Churn(php, daemon, clients)
     churn.start()
     harness.wait_until(lambda: churn.rounds >= 2, 20, what="churn running")
-    promoted, promoted_at = sentinel.kill_master()
-    fresh = php.login("alice")  # PHP's Predis finds the new master through the sentinels
+    outage = []  # while no master answers: refused store_unavailable, /readyz 503
+    promoted, promoted_at = sentinel.kill_master(during=lambda: outage.append(
+        (clients.refusal(daemon.url, cookie_of(fresh)), daemon.admin("/readyz")[0])))
+    assert outage == [("store_unavailable", 503)]
     conn = wait_admitted(clients, daemon, cookie_of(fresh), PROMOTION_TO_ADMIT)
     admit_seconds = time.monotonic() - promoted_at
     harness.wait_until(lambda: daemon.ready(), PROMOTION_TO_ADMIT, what="readyz 200")
@@ -196,6 +234,11 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
           f"{churn.php_errors}")
     dropped = [c for c in open_conns if not c.connected or c.events("session_ended")]
     assert len(dropped) == 0 and churn.wrong_admits == 0
+    # Events from PHP (Predis finds the new master too) reach the sockets again.
+    reply = php.post(browsers[0], "notify.php", to="1", message="after the failover")
+    assert reply.status_code == 200, reply.text
+    for alice_conn in open_conns[::4]:  # browsers[i % 40] is USERS[i % 4]: alice for i % 4 == 0
+        assert alice_conn.wait_event("notice")[0]["text"] == "after the failover"
     assert admit_seconds < PROMOTION_TO_ADMIT and latency < LOGOUT_TO_END
     # One of the 200, logged out now, still ends: the watch follows the new master.
     assert logout_latency(php, browsers[0], open_conns[0]) < LOGOUT_TO_END

@@ -82,10 +82,11 @@ class Sentinel:
         wait_until(lambda: self._agreed(port), timeout, 0.1,
                    what=f"sentinels agreeing on master :{port}")
 
-    def kill_master(self, timeout: float = 20) -> tuple[Redis, float]:
-        """kill -9 the master; returns the promoted replica and the promotion time."""
+    def kill_master(self, timeout: float = 20, during=lambda: None) -> tuple[Redis, float]:
+        """kill -9 the master, call ``during()``; returns the promoted replica and its time."""
         old = self.master
         old.crash()
+        during()
         wait_until(lambda: all(self.master_port_seen(s) not in (None, old.port)
                                for s in self.sentinels), timeout, 0.02, what="promotion")
         promoted_at = time.monotonic()
@@ -167,17 +168,40 @@ class Cluster:
     def node(self, port: int) -> Redis:
         return next(n for n in self.nodes if n.port == port)
 
-    def kill_primary(self, port: int, timeout: float = 20) -> tuple[int, float]:
-        """kill -9 a primary; returns the port of its promoted replica and the time."""
+    def kill_primary(self, port: int, timeout: float = 20,
+                     during=lambda: None) -> tuple[int, float]:
+        """kill -9 a primary, call ``during()``; returns its promoted replica's port and time."""
         victim = self.node(port)
         slot = next(item[0] for item in _answers(port, "CLUSTER", "SLOTS")
                     if int(item[2][1]) == port)
         victim.crash()
+        during()
         wait_until(lambda: all(self.primary_of_slot_at(n.port, slot) not in (None, port)
                                for n in self.alive_nodes()), timeout, 0.02,
                    what="replica promotion")
         promoted_at = time.monotonic()
         return self.primary_of_slot(slot), promoted_at
+
+    def wait_replicated(self, port: int) -> None:
+        """Every write so far on primary ``port`` acknowledged by its replica (WAIT)."""
+        with _client(port) as client:
+            client.execute_command("WAIT", 1, 5000)
+
+    def move_slot(self, slot: int, to_port: int) -> None:
+        """Reshard one slot, keys and all, to another primary (as redis-cli --cluster does)."""
+        source = self.primary_of_slot(slot)
+        with _client(source) as src, _client(to_port) as dst:
+            src_id, dst_id = src.execute_command("CLUSTER", "MYID"), dst.execute_command(
+                "CLUSTER", "MYID")
+            dst.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", src_id)
+            src.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", dst_id)
+            while keys := src.execute_command("CLUSTER", "GETKEYSINSLOT", slot, 100):
+                src.execute_command("MIGRATE", "127.0.0.1", to_port, "", 0, 5000, "KEYS", *keys)
+            for port in self.primary_ports(source):
+                with _client(port) as node:
+                    node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", dst_id)
+        wait_until(lambda: all(self.primary_of_slot_at(n.port, slot) == to_port
+                               for n in self.alive_nodes()), 10, 0.02, what="slot moved")
 
     def primary_of_slot_at(self, node_port: int, slot: int) -> int | None:
         for item in _answers(node_port, "CLUSTER", "SLOTS") or []:

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""Connects/s with sessions on a 3-primary Redis Cluster against one Redis (issue 14).
+
+    .venv/bin/python bench/cluster_connects.py [--runs 3] [--duration 8] [--sessions 2000]
+
+For each topology in turn (single, cluster, single, cluster...): the Redis
+topology of tests/topology.py on loopback ports, sessions written by PHP
+through Predis (seed_sessions.php; the cluster client for the cluster), the
+daemon through its CLI on a ``redis://`` or ``redis+cluster://`` URL, and
+bench/loadgen.js's ``connect_loop`` (authenticated WebSocket connects, 50 at
+a time). The daemon runs on core 1 and the generator on core 0 when taskset
+exists; Redis is not pinned. Prints one JSON line per run and a summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import harness, topology  # noqa: E402
+
+BENCH = ROOT / "bench"
+PIN = ["taskset", "-c"] if shutil.which("taskset") else None
+
+
+def pinned(core: int, argv: list[str]) -> list[str]:
+    return [*PIN, str(core), *argv] if PIN else argv
+
+
+def seed(target: str, port: int, count: int) -> None:
+    done = subprocess.run(["php", str(BENCH / "seed_sessions.php"), target, str(port),
+                           str(count)], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr)
+
+
+def start(kind: str, tmp: Path, sessions: int):
+    if kind == "single":
+        redis = harness.Redis(tmp)
+        seed("127.0.0.1", redis.port, sessions)
+        return redis
+    cluster = topology.Cluster(tmp)
+    seed("cluster:" + ",".join(f"127.0.0.1:{n.port}" for n in cluster.nodes), 0, sessions)
+    return cluster
+
+
+def daemon(redis, tmp: Path) -> harness.Daemon:
+    proc = harness.Daemon(tmp, redis, "--handshake-rate", "0", "--max-sockets-per-user",
+                          "1000000", "--log-level", "warning")
+    if PIN:
+        subprocess.run(["taskset", "-pc", "1", str(proc.popen.pid)], capture_output=True)
+    return proc
+
+
+def connect_rate(url: str, duration: float, sessions: int) -> dict:
+    gen = subprocess.Popen(pinned(0, ["node", str(BENCH / "loadgen.js")]), cwd=BENCH,
+                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        command = {"id": 1, "cmd": "connect_loop", "url": url, "transport": "websocket",
+                   "concurrency": 50, "duration": duration, "mode": "auth",
+                   "sessions": sessions}
+        gen.stdin.write(json.dumps(command) + "\n")
+        gen.stdin.flush()
+        answer = json.loads(gen.stdout.readline())
+        if not answer["ok"]:
+            raise RuntimeError(answer["error"])
+        return answer["result"]
+    finally:
+        gen.stdin.close()
+        gen.wait(10)
+
+
+def one_run(kind: str, args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{kind}-"))
+    redis = start(kind, tmp, args.sessions)
+    try:
+        proc = daemon(redis, tmp)
+        try:
+            result = connect_rate(proc.url, args.duration, args.sessions)
+        finally:
+            proc.stop()
+    finally:
+        redis.stop()
+    latencies = sorted(result["latencies"])
+    return {"kind": kind, "rate": round(result["rate"], 1), "done": result["done"],
+            "errors": result["errors"], "refusals": result["refusals"],
+            "p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,
+            "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2) if latencies else None}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--sessions", type=int, default=2000)
+    args = parser.parse_args()
+    results = []
+    for _ in range(args.runs):
+        for kind in ("single", "cluster"):
+            results.append(one_run(kind, args))
+            print(json.dumps(results[-1]), flush=True)
+    medians = {kind: statistics.median(r["rate"] for r in results if r["kind"] == kind)
+               for kind in ("single", "cluster")}
+    print(json.dumps({"median_rate": medians, "single_over_cluster":
+                      round(medians["single"] / medians["cluster"], 3),
+                      "cpus": os.cpu_count()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
