@@ -15,17 +15,20 @@ log = logs.get("inspect")
 
 
 def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
+    """``session_id`` may also be a cookie value the preset decrypts (Laravel's)."""
     report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
               "session": None, "user": None, "decision": INVALID_SESSION_ID}
     if not cookies.is_session_id(session_id):
-        return report
+        session_id = authenticator.framework.session_id(session_id)
+        if session_id is None:
+            return report
     report["key"] = authenticator.store.key(session_id)
     try:
         reading = authenticator.read(session_id, with_ttl=True)
     except Refused as refusal:
         return _refused(authenticator, session_id, report, refusal)
     report.update(found=True, ttl=reading.ttl, bytes=len(reading.raw), format=reading.format,
-                  session=php.to_json(reading.variables))
+                  session=php.to_json(authenticator.framework.shown(reading.variables)))
     try:
         identity = authenticator.identity_of(session_id, reading.variables)
     except Refused as refusal:
