@@ -18,10 +18,10 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
     """``session_id`` may also be a cookie value the preset decrypts (Laravel's)."""
     report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
               "session": None, "user": None, "decision": INVALID_SESSION_ID}
-    if not cookies.is_session_id(session_id):
-        session_id = authenticator.framework.session_id(session_id)
-        if session_id is None:
-            return report
+    decrypted = authenticator.framework.session_id(session_id)
+    session_id = decrypted or (session_id if cookies.is_session_id(session_id) else None)
+    if session_id is None:
+        return report
     report["key"] = authenticator.store.key(session_id)
     try:
         reading = authenticator.read(session_id, with_ttl=True)
