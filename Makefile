@@ -39,6 +39,7 @@ bench: deps venv
 
 fuzz: venv
 	$(PY) fuzz/fuzz_phpsession.py --runs 1000000
+	$(PY) fuzz/fuzz_frameworks.py --runs 200000
 
 clean:
 	rm -rf $(VENV) php-demo/node_modules php-demo/public/vendor .pytest_cache
