@@ -18,7 +18,7 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
     """``session_id`` may also be a cookie value the preset decrypts (Laravel's)."""
     report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
               "session": None, "user": None, "decision": INVALID_SESSION_ID}
-    decrypted = authenticator.framework.session_id(session_id)
+    decrypted = authenticator.framework.session_id(_as_cookie(session_id))
     session_id = decrypted or (session_id if cookies.is_session_id(session_id) else None)
     if session_id is None:
         return report
@@ -36,6 +36,14 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
         return report
     report.update(user=identity.user_json, decision="accept")
     return report
+
+
+def _as_cookie(text: str) -> str:
+    """The argument as PHP would read it from a cookie (URL-decoded)."""
+    try:
+        return cookies.raw_url_decode(text)
+    except UnicodeEncodeError:  # beyond latin-1: no cookie value; the id check refuses it
+        return text
 
 
 def _refused(authenticator: Authenticator, session_id: str, report: dict,
