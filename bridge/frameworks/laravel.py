@@ -31,10 +31,16 @@ def cookie_prefix(cookie_name: str, key: bytes) -> bytes:
     return mac.encode("ascii") + b"|"
 
 
-def _php_string(value, what: str) -> bytes:
-    if not isinstance(value, str):
+_STRING_HEAD = re.compile(rb's:(\d{1,10}):"')
+
+
+def _php_string(data: bytes, what: str) -> bytes:
+    """The bytes of one serialized PHP string ``s:<n>:"...";`` (all the cache store writes)."""
+    head = _STRING_HEAD.match(data)
+    end = head.end() + int(head.group(1)) if head else -1
+    if end < 0 or data[end:end + 2] != b'";':
         raise php.SessionDecodeError(f"{what} is not a serialized string")
-    return value.encode("utf-8", "surrogateescape")
+    return data[head.end():end]
 
 
 class Laravel(Plain):
@@ -45,26 +51,29 @@ class Laravel(Plain):
     def __init__(self, *, cookie_name: str, encrypter: Encrypter):
         self.cookie_name = cookie_name
         self.encrypter = encrypter
+        self.prefixes = {key: cookie_prefix(cookie_name, key) for key in encrypter.keys}
 
     def session_id(self, value: str) -> str | None:
         try:
             plain, key = self.encrypter.decrypt(value)
         except DecryptError:
             return None
-        prefix = cookie_prefix(self.cookie_name, key)
+        prefix = self.prefixes[key]
         if not hmac.compare_digest(plain[:len(prefix)], prefix):
             return None
         session_id = plain[len(prefix):]
         return session_id.decode("ascii") if SESSION_ID.fullmatch(session_id) else None
 
     def decode(self, raw: bytes, *, session_format: str, max_bytes: int) -> tuple[str, dict]:
-        payload = _php_string(php.unserialize(raw, max_bytes=max_bytes), "the cache value")
+        if len(raw) > max_bytes:
+            raise php.SessionDecodeError(f"{len(raw)} bytes, over the {max_bytes}-byte cap")
+        payload = _php_string(raw, "the cache value")
         fmt = "laravel"
         if not payload.startswith(b"a:"):
             try:
                 plain, _ = self.encrypter.decrypt(payload.decode("latin-1"))
             except DecryptError as exc:
                 raise php.SessionDecodeError(f"encrypted session: {exc}") from None
-            payload = _php_string(php.unserialize(plain, max_bytes=max_bytes), "the session")
+            payload = _php_string(plain, "the session")
             fmt = "laravel-encrypted"
         return fmt, php.decode_session(payload, "php_serialize", max_bytes=max_bytes)[1]
