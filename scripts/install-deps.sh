@@ -13,6 +13,11 @@ need_cmd php php-cli
 need_pkg php-predis
 need_pkg php-redis
 need_pkg php-igbinary
+# The real frameworks of the preset tests (tests/apps): Laravel 8, Symfony 5.4.
+for pkg in php-laravel-framework php-symfony-http-foundation php-symfony-http-kernel \
+    php-symfony-event-dispatcher php-symfony-security-core php-symfony-security-http; do
+  need_pkg "$pkg"
+done
 need_cmd npm npm
 need_cmd chromium chromium
 need_cmd chromedriver chromium-driver
