@@ -122,19 +122,26 @@ class Authenticator:
 
     def identity_of(self, session_id: str, variables: dict) -> Identity:
         """The identity in decoded session variables, or Refused(not_authenticated)."""
+        scope, variables = self._scope(variables)
         try:
-            scope, variables = self.framework.scope(variables)
             value = php.lookup(scope, self.user_key)
-        except KeyError as exc:
-            raise Refused(NOT_AUTHENTICATED, f"{self.user_key} absent ({exc})") from None
-        except php.SessionDecodeError as exc:
-            raise Refused(SESSION_UNREADABLE, str(exc)) from None
+        except KeyError:
+            raise Refused(NOT_AUTHENTICATED, f"{self.user_key} absent") from None
         user = php.php_str(value)
         if not user:
             raise Refused(NOT_AUTHENTICATED, f"{self.user_key} holds no identity")
         return Identity(session_id=session_id, user=user,
                         user_json=php.to_json(value),
                         exposed=self._exposed(variables), rooms=self._rooms(variables))
+
+    def _scope(self, variables: dict) -> tuple[object, dict]:
+        """Where the preset keeps the user (Symfony: in the security token)."""
+        try:
+            return self.framework.scope(variables)
+        except KeyError as exc:
+            raise Refused(NOT_AUTHENTICATED, exc.args[0] if exc.args else "no user") from None
+        except php.SessionDecodeError as exc:
+            raise Refused(SESSION_UNREADABLE, str(exc)) from None
 
     def _exposed(self, variables: dict) -> dict:
         shown = {}

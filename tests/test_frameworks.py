@@ -47,6 +47,7 @@ def test_laravel_cookie_gives_the_session_id(vectors, cipher):
 def test_laravel_cookie_of_another_name_or_key_is_no_session(vectors, cipher):
     key, answer = vectors[cipher]
     assert adapter(key, cipher).session_id(answer["other_name"]) is None
+    assert adapter(key, cipher).session_id(ID) is None  # a bare id is no Laravel cookie
     other = harness.app_key(16 if "128" in cipher else 32)
     assert adapter(other, cipher).session_id(answer["cookie"]) is None
     assert adapter(other, cipher, previous=(key,)).session_id(answer["cookie"]) == ID

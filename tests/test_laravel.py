@@ -106,15 +106,15 @@ def test_guest_is_refused_not_authenticated(laravel, clients):
         "not_authenticated"
 
 
-@pytest.mark.parametrize("tamper", ["flipped_bit", "forged_seal", "xsrf_token", "garbage"])
-def test_tampered_cookie_is_invalid_before_redis_is_asked(laravel, clients, redis, tamper):
+def test_tampered_cookies_are_invalid_before_redis_is_asked(laravel, clients, redis):
     browser = laravel.app.login(7)
     value = browser.cookies[COOKIE]
-    forged = {"flipped_bit": lambda: flipped_bit(value), "forged_seal": lambda: forged_seal(value),
-              "xsrf_token": lambda: browser.cookies["XSRF-TOKEN"],
-              "garbage": lambda: "eyJpdiI6" + value[8:40]}[tamper]()
+    forged = {"flipped bit": flipped_bit(value), "forged MAC or tag": forged_seal(value),
+              "XSRF-TOKEN": browser.cookies["XSRF-TOKEN"], "truncated": value[:len(value) // 2]}
     before = gets(redis)
-    assert clients.refusal(laravel.daemon.url, f"{COOKIE}={forged}") == "invalid_session_id"
+    refusals = {name: clients.refusal(laravel.daemon.url, f"{COOKIE}={cookie}")
+                for name, cookie in forged.items()}
+    assert refusals == dict.fromkeys(forged, "invalid_session_id")
     assert gets(redis) == before
     assert clients.connect(laravel.daemon.url, f"{COOKIE}={value}").whoami()["user"] == 7
 
