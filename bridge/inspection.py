@@ -18,9 +18,9 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
     """``session_id`` may also be a cookie value the preset decrypts (Laravel's)."""
     report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
               "session": None, "user": None, "decision": INVALID_SESSION_ID}
-    decrypted = authenticator.framework.session_id(_as_cookie(session_id))
-    session_id = decrypted or (session_id if cookies.is_session_id(session_id) else None)
-    if session_id is None:
+    if authenticator.framework.encrypted_cookie:
+        session_id = authenticator.framework.session_id(_as_cookie(session_id)) or session_id
+    if not cookies.is_session_id(session_id):
         return report
     report["key"] = authenticator.store.key(session_id)
     try:

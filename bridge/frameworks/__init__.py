@@ -31,6 +31,7 @@ class Plain:
     """Sessions written by ``session_start()``: the cookie value is the id."""
 
     name = "plain"
+    encrypted_cookie = False  # True: the cookie value is not the id itself
 
     def session_id(self, value: str) -> str | None:
         return value if cookies.is_session_id(value) else None

@@ -47,6 +47,7 @@ class Laravel(Plain):
     """The ``laravel`` preset; ``encrypter`` holds APP_KEY (and previous keys)."""
 
     name = "laravel"
+    encrypted_cookie = True
 
     def __init__(self, *, cookie_name: str, encrypter: Encrypter):
         self.cookie_name = cookie_name
