@@ -70,6 +70,16 @@ def test_laravel_session_values_plain_and_encrypted(vectors, cipher):
         assert reader.decode(value, session_format="auto", max_bytes=1 << 20) == (fmt, ATTRIBUTES)
 
 
+def test_laravel_large_encrypted_session_is_read():
+    key = harness.app_key(32)
+    big = {**ATTRIBUTES, "cart": "x" * 200_000}
+    case = dict(key=key, cipher="AES-256-CBC", name="laravel_session", id=ID, attributes=big)
+    answer = frameworkvectors.laravel_cookies([case])[0]
+    decoded = adapter(key, "AES-256-CBC").decode(answer["session"], session_format="auto",
+                                                 max_bytes=1 << 20)
+    assert decoded == ("laravel-encrypted", big)
+
+
 def test_laravel_encrypted_session_under_another_key_is_unreadable(vectors):
     _, answer = vectors["AES-256-GCM"]
     with pytest.raises(php.SessionDecodeError):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 CIPHERS = {"aes-128-cbc": 16, "aes-256-cbc": 32, "aes-128-gcm": 16, "aes-256-gcm": 32}
 """Laravel's supported ciphers and their key sizes in bytes."""
 
-MAX_PAYLOAD = 64 << 10  # a cookie never comes close; bounds the work per try
+MAX_COOKIE = 64 << 10  # a cookie never comes close; bounds the work per try
 
 
 class DecryptError(Exception):
@@ -43,8 +43,8 @@ def _utf8(text: str) -> bytes:
     return text.encode("utf-8", "surrogatepass")  # JSON may hold lone surrogates
 
 
-def _envelope(payload: str) -> dict:
-    if len(payload) > MAX_PAYLOAD:
+def _envelope(payload: str, limit: int) -> dict:
+    if len(payload) > limit:
         raise DecryptError("payload too large")
     try:
         fields = json.loads(_b64(payload, "payload").decode("utf-8"))  # str: faster than bytes
@@ -75,9 +75,12 @@ class Encrypter:
         self._macs = {} if self.aead else {
             key: hmac.new(key, digestmod=hashlib.sha256) for key in keys}
 
-    def decrypt(self, payload: str) -> tuple[bytes, bytes]:
-        """(plaintext, the key that verified it); DecryptError when no key does."""
-        fields = _envelope(payload)
+    def decrypt(self, payload: str, limit: int = MAX_COOKIE) -> tuple[bytes, bytes]:
+        """(plaintext, the key that verified it); DecryptError when no key does.
+
+        ``limit``: longer payloads are refused before any work.
+        """
+        fields = _envelope(payload, limit)
         iv = _b64(fields["iv"], "iv")
         if len(iv) != (12 if self.aead else 16):
             raise DecryptError("iv has the wrong length")

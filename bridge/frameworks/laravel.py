@@ -72,7 +72,7 @@ class Laravel(Plain):
         fmt = "laravel"
         if not payload.startswith(b"a:"):
             try:
-                plain, _ = self.encrypter.decrypt(payload.decode("latin-1"))
+                plain, _ = self.encrypter.decrypt(payload.decode("latin-1"), max_bytes)
             except DecryptError as exc:
                 raise php.SessionDecodeError(f"encrypted session: {exc}") from None
             payload = _php_string(plain, "the session")
