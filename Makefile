@@ -66,6 +66,7 @@ bench: deps venv
 
 fuzz: venv
 	$(PY) fuzz/fuzz_phpsession.py --runs 1000000
+	$(PY) fuzz/fuzz_frameworks.py --runs 200000
 
 clean:
 	rm -rf $(VENV) $(LOWEST) php-demo/node_modules php-demo/public/vendor .pytest_cache
