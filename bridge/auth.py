@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from bridge import cookies, php
+from bridge import cookies, frameworks, php
 from bridge.store import NotAString, SessionStore, StoreUnavailable
 
 NO_SESSION = "no_session"
@@ -69,8 +69,9 @@ class Authenticator:
 
     def __init__(self, *, store: SessionStore, cookie_name: str, session_format: str,
                  max_session_bytes: int, user_key: str, expose: tuple[str, ...] = (),
-                 rooms_key: str = ""):
+                 rooms_key: str = "", framework: frameworks.Plain = frameworks.PLAIN):
         self.store = store
+        self.framework = framework  # the preset: cookie -> id, session -> user
         self.cookie_name = cookie_name
         self.session_format = session_format
         self.max_session_bytes = max_session_bytes
@@ -83,9 +84,10 @@ class Authenticator:
         value = cookies.session_cookie(cookie_header, self.cookie_name)
         if value is None:
             raise Refused(NO_SESSION)
-        if not cookies.is_session_id(value):
+        session_id = self.framework.session_id(value)
+        if session_id is None:
             raise Refused(INVALID_SESSION_ID)
-        return value
+        return session_id
 
     def identify(self, session_id: str) -> Identity:
         """The user a stored session holds, or Refused with the reason."""
@@ -109,16 +111,17 @@ class Authenticator:
         if len(raw) > self.max_session_bytes:
             raise Refused(SESSION_UNREADABLE, f"{len(raw)} bytes, over max_session_bytes")
         try:
-            fmt, variables = php.decode_session(
-                raw, self.session_format, max_bytes=self.max_session_bytes)
+            fmt, variables = self.framework.decode(
+                raw, session_format=self.session_format, max_bytes=self.max_session_bytes)
         except php.SessionDecodeError as exc:
             raise Refused(SESSION_UNREADABLE, str(exc)) from None
         return Reading(key=key, raw=raw, format=fmt, variables=variables, ttl=ttl)
 
     def identity_of(self, session_id: str, variables: dict) -> Identity:
         """The identity in decoded session variables, or Refused(not_authenticated)."""
+        scope, variables = self._scope(variables)
         try:
-            value = php.lookup(variables, self.user_key)
+            value = php.lookup(scope, self.user_key)
         except KeyError:
             raise Refused(NOT_AUTHENTICATED, f"{self.user_key} absent") from None
         user = php.php_str(value)
@@ -127,6 +130,15 @@ class Authenticator:
         return Identity(session_id=session_id, user=user,
                         user_json=php.to_json(value),
                         exposed=self._exposed(variables), rooms=self._rooms(variables))
+
+    def _scope(self, variables: dict) -> tuple[object, dict]:
+        """Where the preset keeps the user (Symfony: in the security token)."""
+        try:
+            return self.framework.scope(variables)
+        except KeyError as exc:
+            raise Refused(NOT_AUTHENTICATED, exc.args[0] if exc.args else "no user") from None
+        except php.SessionDecodeError as exc:
+            raise Refused(SESSION_UNREADABLE, str(exc)) from None
 
     def _exposed(self, variables: dict) -> dict:
         shown = {}

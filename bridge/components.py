@@ -6,7 +6,9 @@ configuration is turned into the explicit arguments the lower layers take.
 
 from __future__ import annotations
 
+from bridge import frameworks
 from bridge.auth import Authenticator
+from bridge.config import app_key_bytes
 from bridge.history import History
 from bridge.store import SessionStore, database_number, open_redis
 
@@ -35,7 +37,15 @@ def authenticator(config, store: SessionStore) -> Authenticator:
     return Authenticator(
         store=store, cookie_name=config.session_cookie, session_format=config.session_format,
         max_session_bytes=config.max_session_bytes, user_key=config.user_key,
-        expose=config.expose, rooms_key=config.rooms_key)
+        expose=config.expose, rooms_key=config.rooms_key, framework=framework(config))
+
+
+def framework(config) -> frameworks.Plain:
+    return frameworks.build(
+        config.preset, cookie_name=config.session_cookie,
+        app_keys=tuple(app_key_bytes(text) for text in (config.app_key, *config.previous_app_keys)
+                       if text),
+        app_cipher=config.app_cipher, symfony_context=config.symfony_context)
 
 
 def history(config, max_connections: int = 64) -> History:

@@ -15,6 +15,8 @@ package receives the plain values it needs as keyword arguments.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import dataclasses
 import os
 import re
@@ -155,6 +157,46 @@ def _origins(value: Any) -> tuple[str, ...]:
     return origins
 
 
+_KEY_SIZES = (16, 32)  # AES-128 and AES-256 keys, in bytes
+
+
+def app_key_bytes(text: str) -> bytes:
+    """The key of an APP_KEY: ``base64:...`` decoded, any other text as its bytes."""
+    if text.startswith("base64:"):
+        try:
+            return base64.b64decode(text[7:], validate=True)
+        except binascii.Error:
+            raise ValueError("the base64: part is not valid base64") from None
+    return text.encode("utf-8")
+
+
+def _app_key(value: Any) -> str:
+    """Laravel's APP_KEY as written in .env (``base64:...`` or the raw key)."""
+    text = _text(value).strip()
+    if text and len(app_key_bytes(text)) not in _KEY_SIZES:
+        raise ValueError("must be a 16- or 32-byte key, e.g. base64:<44 characters>")
+    return text
+
+
+def _app_keys(value: Any) -> tuple[str, ...]:
+    return tuple(_app_key(item) for item in _str_list(value))
+
+
+_CIPHERS = {"aes-128-cbc": 16, "aes-256-cbc": 32, "aes-128-gcm": 16, "aes-256-gcm": 32}
+
+PRESET_DEFAULTS: dict[str, dict[str, Any]] = {
+    "plain": {},
+    "laravel": {"session_cookie": "laravel_session",
+                "session_prefix": "laravel_database_laravel_cache:",
+                "user_key": "login_web_59ba36addc2b2f9401580f014c7f58ea4e30989d"},
+    "symfony": {"session_prefix": "sf_s", "user_key": "id"},
+}
+"""What each ``preset`` changes in the defaults (SPEC section 10); settings given win."""
+
+SECRETS = ("app_key", "previous_app_keys")
+"""Settings check-config never prints."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Setting:
     """The one declaration of a setting; flag and variable names derive from it."""
@@ -235,6 +277,16 @@ SETTINGS: tuple[Setting, ...] = (
             "seconds within which the users of a daemon that died are announced as left"),
     Setting("events_redis_url", "", _optional_redis_url,
             "Redis for the event channel and history, any redis_url form (empty: redis_url)"),
+    Setting("preset", "plain", _choice(*PRESET_DEFAULTS),
+            "framework whose sessions are read: plain, laravel or symfony (sets defaults)"),
+    Setting("app_key", "", _app_key,
+            "Laravel's APP_KEY (base64:... as in .env) that decrypts the session cookie"),
+    Setting("previous_app_keys", (), _app_keys,
+            "comma list of older APP_KEYs also accepted (APP_PREVIOUS_KEYS)"),
+    Setting("app_cipher", "aes-256-cbc", _choice(*_CIPHERS),
+            "Laravel's app.cipher: AES-128-CBC, AES-256-CBC, AES-128-GCM or AES-256-GCM"),
+    Setting("symfony_context", "main", _nonempty,
+            "Symfony firewall context whose security token holds the user (_security_<context>)"),
 )
 
 BY_NAME: dict[str, Setting] = {setting.name: setting for setting in SETTINGS}
@@ -282,22 +334,44 @@ def _check_together(values: dict[str, Any]) -> None:
         )
     if values["admin_port"] and values["admin_port"] == values["port"]:
         raise ConfigError("admin_port", "must differ from port")
+    _check_app_keys(values)
+
+
+def _check_app_keys(values: dict[str, Any]) -> None:
+    if values["preset"] != "laravel":
+        return
+    if not values["app_key"]:
+        raise ConfigError("app_key", "the laravel preset needs the app's APP_KEY")
+    size = _CIPHERS[values["app_cipher"]]
+    for name in ("app_key", "previous_app_keys"):
+        keys = values[name] if name == "previous_app_keys" else (values[name],)
+        if any(len(app_key_bytes(key)) != size for key in keys):
+            raise ConfigError(name, f"{values['app_cipher']} needs {size}-byte keys")
 
 
 def load(flags: Mapping[str, Any], environ: Mapping[str, str] = os.environ,
          config_path: str | None = None) -> Config:
     """Resolve every setting from the four layers; raises ConfigError."""
-    values = {s.name: s.default for s in SETTINGS}
+    given: dict[str, Any] = {}
     path = config_path or environ.get("BRIDGE_CONFIG")
     if path:
-        values.update(_layer(_from_file(path), f"file {path}"))
-    values.update(_layer(_from_environ(environ), "environment"))
-    values.update(_layer({k: v for k, v in flags.items() if v is not None}, "command line"))
+        given.update(_layer(_from_file(path), f"file {path}"))
+    given.update(_layer(_from_environ(environ), "environment"))
+    given.update(_layer({k: v for k, v in flags.items() if v is not None}, "command line"))
+    values = {s.name: s.default for s in SETTINGS}
+    values.update(PRESET_DEFAULTS[given.get("preset", "plain")])
+    values.update(given)
     _check_together(values)
     return Config(**values)
 
 
 def describe(config: Config) -> dict[str, Any]:
     """The resolved settings as plain JSON-able data (for check-config)."""
-    return {name: (list(v) if isinstance(v, tuple) else v)
-            for name, v in dataclasses.asdict(config).items()}
+    shown = {name: (list(v) if isinstance(v, tuple) else v)
+             for name, v in dataclasses.asdict(config).items()}
+    for name in SECRETS:
+        if isinstance(shown[name], list):
+            shown[name] = ["***"] * len(shown[name])
+        elif shown[name]:
+            shown[name] = "***"
+    return shown

@@ -19,8 +19,11 @@ log = logs.get("inspect")
 
 
 def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
+    """``session_id`` may also be a cookie value the preset decrypts (Laravel's)."""
     report = {"key": None, "found": False, "ttl": None, "bytes": 0, "format": None,
               "session": None, "user": None, "decision": INVALID_SESSION_ID}
+    if authenticator.framework.encrypted_cookie:
+        session_id = authenticator.framework.session_id(_as_cookie(session_id)) or session_id
     if not cookies.is_session_id(session_id):
         return report
     report["key"] = authenticator.store.key(session_id)
@@ -29,7 +32,7 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
     except Refused as refusal:
         return _refused(authenticator, session_id, report, refusal)
     report.update(found=True, ttl=reading.ttl, bytes=len(reading.raw), format=reading.format,
-                  session=php.to_json(reading.variables))
+                  session=php.to_json(authenticator.framework.shown(reading.variables)))
     try:
         identity = authenticator.identity_of(session_id, reading.variables)
     except Refused as refusal:
@@ -37,6 +40,14 @@ def inspect_session(authenticator: Authenticator, session_id: str) -> dict:
         return report
     report.update(user=identity.user_json, decision="accept")
     return report
+
+
+def _as_cookie(text: str) -> str:
+    """The argument as PHP would read it from a cookie (URL-decoded)."""
+    try:
+        return cookies.raw_url_decode(text)
+    except UnicodeEncodeError:  # beyond latin-1: no cookie value; the id check refuses it
+        return text
 
 
 def _refused(authenticator: Authenticator, session_id: str, report: dict,

@@ -89,7 +89,7 @@ def _version(module) -> str:
 
 
 def apply(unmask) -> None:
-    """The process-wide patches (1 and 5); ``unmask`` is ``bridge.transport.unmask``."""
+    """The process-wide patches (1 and 5); ``unmask`` is ``bridge.framing.unmask``."""
     engineio.socket.Socket.schedule_ping = _schedule_ping_on_timer
     eventlet.websocket.RFC6455WebSocket._apply_mask = staticmethod(unmask)
 

@@ -25,7 +25,6 @@ scripts, so announcements reach subscribers in the order the state changed.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from typing import Any
 
 import redis
@@ -97,8 +96,9 @@ def room_key(channel: str, room: str) -> str:
 
 
 def holders_key(channel: str, room: str, user_json: str) -> str:
-    pair = json.dumps([room, json.loads(user_json)], separators=(",", ":"), ensure_ascii=False)
-    return f"{{{channel}}}:presence-holders:{pair}"
+    """``user_json`` as :func:`user_json` made it; the pair is JSON ``[room, user]``."""
+    room_json = json.dumps(room, ensure_ascii=False)
+    return f"{{{channel}}}:presence-holders:[{room_json},{user_json}]"
 
 
 def user_json(user: Any) -> str:
@@ -125,18 +125,18 @@ class SharedPresence:
         self._release = client.register_script(_RELEASE)
         self._expired = client.register_script(_EXPIRED)
 
-    def hold(self, room: str, users: Iterable[str]) -> int:
-        """Hold (or refresh) ``users`` (JSON) in ``room``; returns how many joined."""
-        users = list(users)
-        joined = 0
-        for start in range(0, len(users), HOLD_BATCH):
-            batch = users[start:start + HOLD_BATCH]
-            keys = [room_key(self.channel, room),
-                    *(holders_key(self.channel, room, user) for user in batch)]
-            joined += self._hold(keys=keys, args=[
-                self.node, self.entry_ms, self.key_ms, announcements(self.channel),
-                user_json(room), *batch])
-        return joined
+    def hold(self, rooms: dict[str, list[str]]) -> None:
+        """Hold (or refresh) users (JSON) in each room: one round trip for all."""
+        pipe = self.client.pipeline(transaction=False)
+        for room, users in rooms.items():
+            for start in range(0, len(users), HOLD_BATCH):
+                batch = users[start:start + HOLD_BATCH]
+                keys = [room_key(self.channel, room),
+                        *(holders_key(self.channel, room, user) for user in batch)]
+                self._hold(keys=keys, client=pipe, args=[
+                    self.node, self.entry_ms, self.key_ms, announcements(self.channel),
+                    user_json(room), *batch])
+        pipe.execute()
 
     def release(self, room: str, user: str, node: str | None = None) -> bool:
         """Drop this node's hold of ``user``; True when that was the user's last."""
@@ -145,17 +145,15 @@ class SharedPresence:
                 user_json(room)]
         return bool(self._release(keys=keys, args=args))
 
-    def sweep(self, room: str) -> list[str]:
-        """Announce as left the users of ``room`` that no live daemon holds."""
-        gone = []
-        for member in self._expired(keys=[room_key(self.channel, room)]):
-            user = member.decode() if isinstance(member, bytes) else member
-            if self.release(room, user, node=""):
-                gone.append(user)
-        return gone
-
-    def counts(self, rooms: list[str]) -> dict[str, int]:
+    def sweep(self, rooms: list[str]) -> dict[str, int]:
+        """Announce as left the users no live daemon holds; returns the rooms' counts."""
         pipe = self.client.pipeline(transaction=False)
+        for room in rooms:
+            self._expired(keys=[room_key(self.channel, room)], client=pipe)
+        expired = pipe.execute()
+        for room, members in zip(rooms, expired, strict=True):
+            for member in members:
+                self.release(room, member.decode(), node="")
         for room in rooms:
             pipe.zcard(room_key(self.channel, room))
         return dict(zip(rooms, pipe.execute(), strict=True))

@@ -127,12 +127,10 @@ class Roster:
             return
         keys, self._new = self._new, set()
         try:
-            by_room = _by_room(k for k in keys if self._holds.get(k) and
-                               self._holds[k].sockets)
-            for room, users in by_room.items():
-                self.shared.hold(room, users)
-                for user in users:
-                    self._holds[(room, user)].held = True
+            fresh = [k for k in keys if self._holds.get(k) and self._holds[k].sockets]
+            self.shared.hold(_by_room(fresh))
+            for key in fresh:
+                self._holds[key].held = True
         except Exception:
             self._new |= {k for k in keys if k in self._holds and not self._holds[k].held}
             raise
@@ -153,16 +151,8 @@ class Roster:
             self._leaving.discard(key)
 
     def _refresh_and_sweep(self) -> None:
-        held = _by_room(k for k, hold in self._holds.items() if hold.held)
-        for room, users in held.items():
-            self.shared.hold(room, users)
-        rooms = sorted({room for room, _ in self._holds})
-        for room in rooms:
-            gone = self.shared.sweep(room)
-            if gone:
-                log.info("presence: users of a vanished daemon left",
-                         extra={"fields": {"room": room, "users": len(gone)}})
-        self.online.update(self.shared.counts(rooms))
+        self.shared.hold(_by_room(k for k, hold in self._holds.items() if hold.held))
+        self.online.update(self.shared.sweep(sorted({room for room, _ in self._holds})))
 
     # --- announcements of every daemon ---
 

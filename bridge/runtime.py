@@ -19,7 +19,7 @@ import eventlet
 import eventlet.hubs
 import eventlet.wsgi
 
-from bridge import patches, transport
+from bridge import framing, patches, transport
 
 LISTEN_BACKLOG = 4096
 MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
@@ -46,7 +46,7 @@ class EventletRuntime:
 
     def tune_for_many_sockets(self) -> None:
         """Process-wide settings measured in bench/RESULTS.md (each with what it bought)."""
-        patches.apply(transport.unmask)
+        patches.apply(framing.unmask)
         # Everything imported so far lives as long as the process: keep it out of
         # every future collection. Young collections every 5,000 allocations
         # instead of 700 (connect CPU -4 %, polling -7 %); the older generations

@@ -13,8 +13,9 @@ flushed when the socket is writable).
 It replaces ``engineio``'s ``websocket`` driver of one ``engineio.Server``
 (:func:`driver`, installed by ``bridge.runtime``), for both a direct
 websocket and an upgrade from polling. The Engine.IO protocol stays
-engineio's (``Socket.receive``, ``send``, ``close``, its ping checks); this
-module owns only RFC 6455 framing and the socket.
+engineio's (``Socket.receive``, ``send``, ``close``, its ping checks); RFC 6455
+framing is ``bridge.framing``'s; this module owns the socket and how much of
+one client's input is handled before other sockets get their turn.
 Compression is not negotiated (the daemon uses eventlet's own websocket when
 ``websocket_compression`` is on).
 
@@ -29,13 +30,26 @@ import base64
 import binascii
 import hashlib
 import socket
-import struct
 from typing import Protocol
 
 import engineio.exceptions
 import engineio.packet
 
 from bridge import logs
+from bridge.framing import (
+    BAD_DATA,
+    BINARY,
+    CLOSE,
+    NORMAL,
+    PING,
+    PONG,
+    PROTOCOL_ERROR,
+    TEXT,
+    FrameError,
+    Reader,
+    close_frame,
+    frame,
+)
 
 log = logs.get("transport")
 
@@ -44,15 +58,11 @@ READ_CHUNK = 65536  # bytes read per wake-up; more waits for the next turn
 MAX_PENDING_BYTES = 4 << 20  # past the kernel's buffers; a client reading nothing is dropped
 CLOSE_FLUSH_SECONDS = 5.0  # a closing socket's last frames get this long to leave
 UPGRADE_SECONDS = 5.0  # from polling: the probe and the UPGRADE packet must come by then
-MAX_FRAGMENTS = 64  # frames per message (browsers send one)
+MAX_FRAMES_PER_TURN = 64  # then other sockets run before this one's next frames
 
 DETACHED = "bridge.transport.detached"  # environ flag: the HTTP server must not close
 
-_TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG = 1, 2, 0, 8, 9, 10
 _PROBE, _UPGRADE, _OPEN, _CLOSED = range(4)
-
-# close codes (RFC 6455 section 7.4.1)
-NORMAL, PROTOCOL_ERROR, BAD_DATA, TOO_BIG = 1000, 1002, 1007, 1009
 
 
 class Loop(Protocol):
@@ -67,14 +77,6 @@ class Loop(Protocol):
     def response_sent_by_app(self) -> None: ...  # the HTTP server must not answer
 
 
-class FrameError(Exception):
-    """A websocket frame breaks RFC 6455 or a limit; ends the connection with ``code``."""
-
-    def __init__(self, code: int, why: str):
-        super().__init__(why)
-        self.code = code
-
-
 def driver(loop: Loop, max_message: int):
     """Engine.IO's ``websocket`` driver for this transport (see ``patches.install_websocket``)."""
 
@@ -86,62 +88,6 @@ def driver(loop: Loop, max_message: int):
 
 def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1(key.encode("ascii") + GUID).digest()).decode()
-
-
-def unmask(data, mask, length: int | None = None, offset: int = 0) -> bytes:
-    """XOR ``data`` with a 4-byte websocket ``mask`` in one go (not byte by byte)."""
-    length = len(data) if length is None else length
-    if length <= 0:
-        return b""
-    start = offset % 4
-    key = bytes(mask)[start:] + bytes(mask)[:start]
-    stream = (key * (length // 4 + 1))[:length]
-    value = int.from_bytes(data[:length], "little") ^ int.from_bytes(stream, "little")
-    return value.to_bytes(length, "little")
-
-
-def frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked, final server frame."""
-    n = len(payload)
-    if n < 126:
-        return bytes((0x80 | opcode, n)) + payload
-    if n < 65536:
-        return struct.pack("!BBH", 0x80 | opcode, 126, n) + payload
-    return struct.pack("!BBQ", 0x80 | opcode, 127, n) + payload
-
-
-def parse_frame(buf: bytes, max_message: int):
-    """The first complete client frame of ``buf``: ``(fin, opcode, payload, rest)``.
-
-    None when ``buf`` holds only part of a frame. Raises :class:`FrameError`.
-    """
-    if len(buf) < 2:
-        return None
-    b0, b1 = buf[0], buf[1]
-    if b0 & 0x70:
-        raise FrameError(PROTOCOL_ERROR, "reserved bits set (no extension was agreed)")
-    if not b1 & 0x80:
-        raise FrameError(PROTOCOL_ERROR, "client frame not masked")
-    opcode, length, at = b0 & 0x0F, b1 & 0x7F, 2
-    if length == 126:
-        if len(buf) < 4:
-            return None
-        length, at = struct.unpack_from("!H", buf, 2)[0], 4
-    elif length == 127:
-        if len(buf) < 10:
-            return None
-        length, at = struct.unpack_from("!Q", buf, 2)[0], 10
-    if opcode >= 8 and (length > 125 or not b0 & 0x80):
-        raise FrameError(PROTOCOL_ERROR, "bad control frame")
-    if opcode not in (_TEXT, _BINARY, _CONTINUATION, _CLOSE, _PING, _PONG):
-        raise FrameError(PROTOCOL_ERROR, f"unknown opcode {opcode}")
-    if length > max_message:
-        raise FrameError(TOO_BIG, f"frame of {length} bytes")
-    end = at + 4 + length
-    if len(buf) < end:
-        return None
-    payload = unmask(buf[at + 4:end], buf[at:at + 4])
-    return bool(b0 & 0x80), opcode, payload, buf[end:]
 
 
 class _Handshake:
@@ -193,8 +139,8 @@ def _frame_of(pkt) -> bytes:
     global _last_packet, _last_frame
     if pkt is not _last_packet:
         encoded = pkt.encode()
-        _last_frame = (frame(_TEXT, encoded.encode()) if isinstance(encoded, str)
-                       else frame(_BINARY, encoded))
+        _last_frame = (frame(TEXT, encoded.encode()) if isinstance(encoded, str)
+                       else frame(BINARY, encoded))
         _last_packet = pkt
     return _last_frame
 
@@ -206,8 +152,8 @@ class WebSocket:
     close; this object takes that role (``put``, ``join``, ``task_done``).
     """
 
-    __slots__ = ("eio", "sock", "fd", "fileno", "loop", "max_message", "state", "inbuf",
-                 "fragments", "fragment_opcode", "outbuf", "reading", "writing")
+    __slots__ = ("eio", "sock", "fd", "fileno", "loop", "state", "reader", "backlog", "pong",
+                 "outbuf", "reading", "writing")
 
     def __init__(self, eio_socket, sock, loop: Loop, max_message: int):
         self.eio = eio_socket
@@ -215,10 +161,9 @@ class WebSocket:
         self.fd = getattr(sock, "fd", sock)  # the non-blocking OS socket
         self.fileno = sock.fileno()
         self.loop = loop
-        self.max_message = max_message
-        self.inbuf = b""
-        self.fragments = None
-        self.fragment_opcode = 0
+        self.reader = Reader(max_message)
+        self.backlog = False  # frames of the last read are still to be handled
+        self.pong = None  # the payload of the last ping not answered yet
         self.outbuf = None
         self.reading = self.writing = None
         self.state = _PROBE if eio_socket.connected else _OPEN
@@ -275,68 +220,67 @@ class WebSocket:
         self.loop.spawn(self._read)
 
     def _read(self) -> None:
+        """Read once (unless frames of the last read wait), handle a turn's worth of frames."""
         if self.state == _CLOSED or self.sock is None:
             return
+        if not self.backlog and not self._receive():
+            return
         try:
-            data = self.fd.recv(READ_CHUNK)
-        except (BlockingIOError, InterruptedError):
-            self._park()
-            return
-        except OSError:
-            self._shut()
-            self._lost()
-            return
-        if not data:
-            self._shut()
-            self._lost()
-            return
-        self.inbuf += data
-        try:
-            while self.state != _CLOSED:
-                parsed = parse_frame(self.inbuf, self.max_message)
-                if parsed is None:
-                    break
-                fin, opcode, payload, self.inbuf = parsed
-                self._on_frame(fin, opcode, payload)
+            self.backlog = self._handle_frames()
         except FrameError as exc:
             log.debug("websocket closed: %s", exc)
             self._close(exc.code, lost=True)
             return
-        self._park()
+        self._answer_ping()
+        if self.backlog and self.state != _CLOSED:
+            self.loop.spawn(self._read)  # the rest after the other sockets' turn
+        else:
+            self._park()
 
-    def _on_frame(self, fin: bool, opcode: int, payload: bytes) -> None:
-        if opcode == _CLOSE:
+    def _receive(self) -> bool:
+        """Feed what arrived to the reader; False when there is nothing to handle."""
+        try:
+            data = self.fd.recv(READ_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            self._park()
+            return False
+        except OSError:
+            data = b""
+        if not data:
+            self._shut()
             self._lost()
-        elif opcode == _PING:
-            self._write(frame(_PONG, payload))
-        elif opcode == _PONG:
-            pass
-        elif opcode == _CONTINUATION:
-            if self.fragments is None:
-                raise FrameError(PROTOCOL_ERROR, "continuation without a first frame")
-            self.fragments.append(payload)
-            if len(self.fragments) > MAX_FRAGMENTS or \
-                    sum(map(len, self.fragments)) > self.max_message:
-                raise FrameError(TOO_BIG, "fragmented message too large")
-            if fin:
-                message, self.fragments = b"".join(self.fragments), None
-                self._on_message(self.fragment_opcode, message)
-        else:
-            if self.fragments is not None:
-                raise FrameError(PROTOCOL_ERROR, "new message inside a fragmented one")
-            if fin:
-                self._on_message(opcode, payload)
-            else:
-                self.fragments, self.fragment_opcode = [payload], opcode
+            return False
+        self.reader.feed(data)
+        return True
 
-    def _on_message(self, opcode: int, payload: bytes) -> None:
-        if opcode == _TEXT:
-            try:
-                message = payload.decode("utf-8")
-            except UnicodeDecodeError:
-                raise FrameError(BAD_DATA, "text frame is not UTF-8") from None
-        else:
-            message = payload
+    def _handle_frames(self) -> bool:
+        """Handle up to MAX_FRAMES_PER_TURN frames; True when more may be waiting."""
+        for _ in range(MAX_FRAMES_PER_TURN):
+            if self.state == _CLOSED:
+                return False
+            event = self.reader.next()
+            if event is None:
+                return False
+            self._on_event(*event)
+        return True
+
+    def _on_event(self, opcode: int, value) -> None:
+        if opcode == PING:
+            self.pong = value  # RFC 6455 5.5.3: only the latest ping needs its pong
+        elif opcode == CLOSE:
+            self._answer_ping()
+            code = value[0]
+            self._close(NORMAL if code is None else code, lost=True)
+        elif opcode in (TEXT, BINARY):
+            self._answer_ping()
+            self._on_message(value)
+
+    def _answer_ping(self) -> None:
+        if self.pong is not None and self.state != _CLOSED:
+            self._write(frame(PONG, self.pong))
+        self.pong = None
+
+    def _on_message(self, message: str | bytes) -> None:
         try:
             pkt = engineio.packet.Packet(encoded_packet=message)
         except Exception:  # noqa: BLE001 - any garbage from the client
@@ -347,7 +291,7 @@ class WebSocket:
             if pkt.packet_type != engineio.packet.PING or pkt.data != "probe":
                 self._upgrade_failed("no PING probe")
                 return
-            self._write(frame(_TEXT, b"3probe"))
+            self._write(frame(TEXT, b"3probe"))
             self.eio.queue.put(engineio.packet.Packet(engineio.packet.NOOP))  # ends the poll
             self.state = _UPGRADE
         elif self.state == _UPGRADE:
@@ -444,7 +388,7 @@ class WebSocket:
             return
         upgraded = self.state == _OPEN
         self.state = _CLOSED
-        self._write(frame(_CLOSE, struct.pack("!H", code)))
+        self._write(close_frame(code))
         if self.outbuf is None:
             self._shut()
         else:
@@ -464,7 +408,8 @@ class WebSocket:
             if handle is not None:
                 self.loop.cancel(handle)
         self.reading = self.writing = None
-        self.inbuf = b""
+        self.reader.clear()
+        self.backlog, self.pong = False, None
         self.outbuf = None
         if self.sock is not None:
             sock, self.sock = self.sock, None

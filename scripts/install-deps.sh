@@ -15,7 +15,6 @@ need_pkg() { dpkg -s "$1" >/dev/null 2>&1 || missing+=("$1"); }
 
 # --- the demo: Redis, PHP with Predis and phpredis, npm for the page's client ---
 need_cmd redis-server redis-server
-need_cmd redis-sentinel redis-sentinel
 need_cmd php php-cli
 need_pkg php-predis
 need_pkg php-redis
@@ -31,10 +30,16 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
 # --- the tests only ---
 if [ "$what" = test ]; then
   need_pkg php-igbinary                 # sessions the decoder must refuse by name
+  need_cmd redis-sentinel redis-sentinel  # the Sentinel topology tests
   need_cmd chromium chromium            # the browser tests (Debian's Chromium, headless)
   need_cmd chromedriver chromium-driver
   need_cmd docker-compose docker-compose  # validates compose.yaml (no engine needed)
   need_cmd promtool prometheus          # checks the Grafana dashboard's queries
+  # The real frameworks of the preset tests (tests/apps): Laravel 8, Symfony 5.4.
+  for pkg in php-laravel-framework php-symfony-http-foundation php-symfony-http-kernel \
+      php-symfony-event-dispatcher php-symfony-security-core php-symfony-security-http; do
+    need_pkg "$pkg"
+  done
 fi
 
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.test_readme import expected_paragraph, import_graph  # noqa: E402
+from tests.unit.test_readme import expected_paragraph, import_graph  # noqa: E402
 
 readme = ROOT / "README.md"
 text = readme.read_text()

@@ -239,3 +239,81 @@ def run_php(code: str, *ini: str, timeout: float = 60) -> bytes:
     if done.returncode != 0:
         raise RuntimeError(f"php failed ({done.returncode}): {done.stderr.decode()[-2000:]}")
     return done.stdout
+
+
+# --- real Laravel 8 and Symfony 5.4 apps (tests/apps/), for the presets ---
+
+APPS = ROOT / "tests" / "apps"
+
+
+def app_key(size: int = 32) -> str:
+    """A fresh APP_KEY in .env form."""
+    import base64
+
+    return "base64:" + base64.b64encode(os.urandom(size)).decode()
+
+
+class PhpApp(Proc):
+    """One of tests/apps/<name> under ``php -S``; a browser is a requests.Session."""
+
+    def __init__(self, tmp: Path, name: str, env: dict):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        public = APPS / name / "public"
+        argv = ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(public), str(public / "index.php")]
+        super().__init__(f"{name}:{self.port}", argv, tmp / f"{name}-{self.port}.log", env=env)
+        wait_until(lambda: port_open(self.port) or not self.alive(), 10, what=f"{name} php -S")
+        if not self.alive():
+            raise RuntimeError(f"{name} failed:\n{self.log()}")
+
+    def request(self, browser, method: str, path: str, **data) -> dict:
+        reply = browser.request(method, f"{self.url}{path}", data=data or None,
+                                allow_redirects=False, timeout=10)
+        assert reply.status_code in (200, 302), (reply.status_code, reply.text[:2000])
+        return reply.json() if reply.status_code == 200 else {}
+
+    def browser(self):
+        """A new browser holding a guest session (one visit made)."""
+        import requests
+
+        browser = requests.Session()
+        self.request(browser, "GET", "/visit")
+        return browser
+
+    def cookie(self, browser, name: str) -> str:
+        """The Cookie header the browser would send with only ``name``."""
+        return f"{name}={browser.cookies[name]}"
+
+
+class LaravelApp(PhpApp):
+    """tests/apps/laravel: Laravel 8, sessions in Redis (phpredis or predis)."""
+
+    def __init__(self, tmp: Path, redis: Redis, *, key: str, cipher: str = "AES-256-CBC",
+                 encrypt: bool = False, client: str = "phpredis"):
+        work = tmp / f"laravel-{free_port()}"
+        work.mkdir()
+        env = {"APP_KEY": key, "APP_CIPHER": cipher, "SESSION_ENCRYPT": "1" if encrypt else "",
+               "REDIS_CLIENT": client, "REDIS_PORT": str(redis.port), "APP_STORAGE": str(work),
+               "APP_SERVICES_CACHE": str(work / "services.php"),
+               "APP_PACKAGES_CACHE": str(work / "packages.php")}
+        super().__init__(tmp, "laravel", env)
+
+    def login(self, user_id: int, browser=None):
+        browser = browser or self.browser()
+        assert self.request(browser, "POST", "/login", id=str(user_id)) == {"user": user_id}
+        return browser
+
+
+class SymfonyApp(PhpApp):
+    """tests/apps/symfony: Symfony 5.4 components, RedisSessionHandler (predis or phpredis)."""
+
+    def __init__(self, tmp: Path, redis: Redis, *, client: str = "predis"):
+        super().__init__(tmp, "symfony", {"SF_REDIS_PORT": str(redis.port),
+                                          "SF_REDIS_CLIENT": client})
+
+    def login(self, user_id: int, token: str = "upt", browser=None):
+        """``token``: ``upt`` (UsernamePasswordToken) or ``post`` (PostAuthenticationToken)."""
+        browser = browser or self.browser()
+        answer = self.request(browser, "POST", "/login", id=str(user_id), token=token)
+        assert answer == {"user": user_id}
+        return browser

@@ -130,6 +130,9 @@ def test_fragmented_message_is_reassembled(daemon, alice):
     (lambda ws: ws.send_frame(0, b"continuation first"), 1002),
     (lambda ws: ws.send_frame(3, b"reserved opcode"), 1002),
     (lambda ws: ws.send_frame(1, b"x" * 200_000), 1009),
+    (lambda ws: ws.send_frame(8, b"\x03"), 1002),  # a close payload of 1 byte
+    (lambda ws: ws.send_frame(8, struct.pack("!H", 1005)), 1002),  # a code never sent
+    (lambda ws: ws.send_frame(8, struct.pack("!H", 1000) + b"\xff"), 1007),
 ])
 def test_broken_frames_close_with_the_rfc_code(daemon, alice, clients, send, code):
     bystander = clients.connect(daemon.url, alice)
@@ -140,6 +143,29 @@ def test_broken_frames_close_with_the_rfc_code(daemon, alice, clients, send, cod
     harness.wait_until(lambda: daemon.metric("bridge_connections_open") == 1, 5,
                        what="the broken socket gone from the count")
     assert bystander.whoami()["user"] == 1
+
+
+def test_a_read_of_thousands_of_frames_is_handled_over_several_turns(daemon, alice, clients):
+    bystander = clients.connect(daemon.url, alice)
+    ws = RawWebSocket(daemon.port, alice).connected()
+    ping = bytes((0x89, 0x80)) + os.urandom(4)  # empty ping, 6 bytes
+    message = b'421["whoami"]'
+    key = os.urandom(4)
+    text = bytes((0x81, 0x80 | len(message))) + key + bytes(
+        b ^ key[i % 4] for i, b in enumerate(message))
+    ws.sock.sendall(ping * 5000 + text)  # more than one turn's worth (64 frames)
+    pongs = 0
+    while True:
+        opcode, payload = ws.recv_frame()
+        if opcode == 10:
+            pongs += 1
+            continue
+        if payload != b"2":
+            break
+    assert json.loads(payload[3:]) == [{"user": 1, "session": {}}]
+    assert 1 <= pongs < 500  # one pong answers the pings of a turn (64 frames)
+    assert bystander.whoami()["user"] == 1
+    ws.close()
 
 
 def test_endless_fragments_are_cut_off(daemon, alice):
@@ -167,11 +193,14 @@ def test_upgrade_from_polling_that_never_completes_is_closed(daemon, alice):
     ws.close()
 
 
-def test_close_frame_is_answered_and_socket_released(daemon, alice):
+@pytest.mark.parametrize("sent,echoed", [(struct.pack("!H", 1000), 1000),
+                                         (struct.pack("!H", 4001) + b"bye", 4001),
+                                         (b"", 1000)])
+def test_close_frame_is_answered_and_socket_released(daemon, alice, sent, echoed):
     ws = RawWebSocket(daemon.port, alice).connected()
     harness.wait_until(lambda: daemon.metric("bridge_connections_open") == 1, 5, what="open")
-    ws.send_frame(8, struct.pack("!H", 1000))
-    assert ws.close_code() == 1000
+    ws.send_frame(8, sent)
+    assert ws.close_code() == echoed
     harness.wait_until(lambda: daemon.metric("bridge_connections_open") == 0, 5,
                        what="socket released")
 

@@ -81,7 +81,7 @@ def test_fast_unmask_matches_eventlet():
 
     import eventlet.websocket
 
-    from bridge.transport import unmask
+    from bridge.framing import unmask
 
     original = eventlet.websocket.RFC6455WebSocket.__dict__["_apply_mask"].__func__
     rng = random.Random(3)

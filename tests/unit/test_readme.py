@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bridge.config import SETTINGS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 EVERYONE_MAY_USE = {"logs"}  # left out of the README's import list
 BRIDGE = ROOT / "bridge"
 README = (ROOT / "README.md").read_text()

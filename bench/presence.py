@@ -1,0 +1,202 @@
+#!/usr/bin/env python3
+"""Presence benchmark (SPEC 11, issue 16): connect CPU with and without presence,
+presence event latency under join/leave churn, Redis memory per online user.
+
+    .venv/bin/python bench/presence.py --sockets 10000 --room 'chat:{k}' --groups 1000
+    .venv/bin/python bench/presence.py --sockets 1000 --room lobby --rate 100
+    .venv/bin/python bench/presence.py --room 'chat:{k}' --groups 1000 --churn-room chat:0
+
+For each mode (``plain``: rooms only; ``presence``: ``--presence-room`` matching
+the room): a private redis-server, sessions written by PHP through Predis
+(``presence_seed.php``), the daemon pinned to core 1 and the load generator
+(``presence_load.js``, socket.io-client) to core 0. The generator holds
+``--sockets`` sockets (daemon CPU per connect measured from /proc), then, with
+presence, churns ``--rate`` joins+leaves per second of other users for
+``--seconds`` while socket 0 times every presence event it receives (joins
+from the joining socket's connect; leaves from its close plus the leave delay).
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.harness import free_port, wait_until  # noqa: E402
+
+TICK = os.sysconf("SC_CLK_TCK")
+DELAY = 3.0
+
+
+def cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+def start(argv, log: Path, core: int | None, **kwargs) -> subprocess.Popen:
+    if core is not None and shutil.which("taskset"):
+        argv = ["taskset", "-c", str(core), *argv]
+    return subprocess.Popen(argv, stderr=open(log, "ab"), start_new_session=True, **kwargs)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def ask(gen: subprocess.Popen, **cmd) -> dict:
+    gen.stdin.write(json.dumps(cmd) + "\n")
+    gen.stdin.flush()
+    answer = json.loads(gen.stdout.readline())
+    if not answer["ok"]:
+        raise RuntimeError(answer["error"])
+    return answer["result"]
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+
+
+def ready(admin_port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=1) as r:
+            return r.status == 200
+    except OSError:
+        return False
+
+
+def run_mode(args, mode: str, workdir: Path) -> dict:
+    import redis
+
+    procs = []
+    try:
+        port = free_port()
+        procs.append(start(["redis-server", "--port", str(port), "--save", "", "--appendonly",
+                            "no", "--dir", str(workdir)], workdir / f"redis-{mode}.log", 0,
+                           stdout=subprocess.DEVNULL))
+        client = redis.Redis(port=port)
+        wait_until(lambda: _pong(client), 10, what="redis")
+        pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10
+        for first, count, room in ((0, args.sockets, args.room),
+                                   (args.sockets, pool - args.sockets,
+                                    args.churn_room or args.room)):
+            subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
+                            str(count), room, str(args.groups), str(first)], check=True,
+                           capture_output=True)
+        daemon_port, admin_port = free_port(), free_port()
+        extra = (["--presence-room", args.room.replace("{k}", "*"),
+                  "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
+        daemon = start([str(ROOT / ".venv" / "bin" / "session-bridge"), "serve", "--port",
+                        str(daemon_port), "--admin-port", str(admin_port), "--redis-url",
+                        f"redis://127.0.0.1:{port}/0", "--rooms-key", "rooms",
+                        "--handshake-rate", "0", "--log-level", "warning", *extra],
+                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL)
+        procs.append(daemon)
+        wait_until(lambda: ready(admin_port), 20, what="daemon ready")
+        gen = start(["node", str(BENCH / "presence_load.js")], workdir / f"gen-{mode}.log", 0,
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
+        procs.append(gen)
+        url = f"http://127.0.0.1:{daemon_port}"
+        memory_before = client.info("memory")["used_memory"]
+        cpu_before = cpu_seconds(daemon.pid)
+        held = ask(gen, cmd="hold", url=url, **{"from": 0, "to": args.sockets})
+        cpu_held = cpu_seconds(daemon.pid) - cpu_before
+        settle(daemon.pid)
+        cpu = cpu_seconds(daemon.pid) - cpu_before
+        result = {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
+                  "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
+                  "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
+                  "redis_used_memory_delta": client.info("memory")["used_memory"]
+                  - memory_before}
+        if mode == "presence":
+            result["presence_key_bytes"] = key_bytes(client)
+            result["online"] = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
+            churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
+                        pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
+            result["churn"] = summarize(churn)
+        ask(gen, cmd="quit")
+        return result
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+
+def _pong(client) -> bool:
+    try:
+        return client.ping()
+    except Exception:  # noqa: BLE001 - not up yet
+        return False
+
+
+def settle(pid: int, quiet: float = 1.0, idle_share: float = 0.25, limit: float = 120.0) -> None:
+    """Wait until the daemon uses under ``idle_share`` of a core (the joins' fan-outs done)."""
+    deadline = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = cpu_seconds(pid)
+        if now - last < idle_share * quiet:
+            return
+        last = now
+
+
+def key_bytes(client) -> int:
+    return sum(client.memory_usage(k) or 0 for k in client.scan_iter("{*}:presence*"))
+
+
+def summarize(churn: dict) -> dict:
+    out = {"joins_expected": churn["expected_joins"], "joins_seen": len(churn["joins"]),
+           "leaves_expected": churn["expected_leaves"], "leaves_seen": len(churn["leaves"]),
+           "unseen_joins": churn["unseen_joins"][:20]}
+    for kind in ("joins", "leaves"):
+        for q, name in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
+            out[f"{kind}_{name}_ms"] = percentile(churn[kind], q)
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sockets", type=int, default=10_000)
+    parser.add_argument("--room", default="chat:{k}", help='room template; "{k}" = i %% groups')
+    parser.add_argument("--groups", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=100.0, help="joins+leaves per second")
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--churn-room", default="",
+                        help="room of the churning users (default: --room); socket 0, the "
+                             "observer, is in room k=0")
+    parser.add_argument("--modes", default="plain,presence")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="presence-bench-"))
+    results = [run_mode(args, mode, workdir) for mode in args.modes.split(",")]
+    report = {"args": vars(args), "results": results, "logs": str(workdir)}
+    per_connect = {r["mode"]: r["cpu_ms_per_connect"] for r in results}
+    if {"plain", "presence"} <= per_connect.keys():
+        report["connect_cpu_ratio"] = round(per_connect["presence"] / per_connect["plain"], 3)
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
