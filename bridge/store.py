@@ -84,10 +84,23 @@ class _Cluster(RedisCluster):
 
     def pubsub(self, *args, **kwargs):
         try:
-            self.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+            refresh_slots(self)
         except (*FAILURES, OSError):
             pass  # the subscription itself will fail and be tried again
         return super().pubsub(*args, **kwargs)
+
+
+def refresh_slots(cluster: RedisCluster) -> None:
+    """Read the cluster's slot map again (redis-py's own refresh), keeping open connections.
+
+    redis-py before 6 has no ``disconnect_startup_nodes_pools`` and drops the
+    seed nodes' connections; subscriptions that must survive it use their
+    own connections (see ``shards``).
+    """
+    try:
+        cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+    except TypeError:
+        cluster.nodes_manager.initialize()
 
 
 def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
