@@ -9,6 +9,7 @@ operator turned ``keep_alive`` on.
 
 from __future__ import annotations
 
+import inspect
 from urllib.parse import urlsplit
 
 import redis
@@ -61,6 +62,18 @@ def open_redis(url: str, timeout: float, max_connections: int = 64):
 
 class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
     """redis-py's Sentinel pool (master looked up per connection), blocking when full."""
+
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """The Sentinel pool's call when the master moved; redis-py 5's blocking pool
+        takes no argument and drops every connection (all stale by then anyway)."""
+        if _BLOCKING_DISCONNECT_HAS_INUSE:
+            super().disconnect(inuse_connections=inuse_connections)
+        else:
+            super().disconnect()
+
+
+_BLOCKING_DISCONNECT_HAS_INUSE = "inuse_connections" in inspect.signature(
+    redis.BlockingConnectionPool.disconnect).parameters
 
 
 def _sentinel_master(where: topology.Topology, common: dict, max_connections: int):
