@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -110,10 +110,14 @@ def refresh_slots(cluster: RedisCluster) -> None:
     seed nodes' connections; subscriptions that must survive it use their
     own connections (see ``shards``).
     """
-    try:
+    if _INITIALIZE_HAS_KEEP:
         cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
-    except TypeError:
+    else:
         cluster.nodes_manager.initialize()
+
+
+_INITIALIZE_HAS_KEEP = "disconnect_startup_nodes_pools" in inspect.signature(
+    NodesManager.initialize).parameters
 
 
 def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
