@@ -124,6 +124,7 @@ function demo_emitter(): SessionBridge\Emitter
     $client = demo_redis();
     if ($config['mode'] === 'cluster') {
         $cluster = $client->getConnection();
+        $cluster->askSlotsMap();  // Predis 1.1 would guess the node from the seed list
         $slot = $cluster->getClusterStrategy()->getSlotByKey($config['channel']);
         $client = new Predis\Client($cluster->getConnectionBySlot($slot));
     }
