@@ -13,15 +13,55 @@ delivered to the rooms" holds whenever another greenlet looks.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable
 
 from bridge import events, logs
-from bridge.history import History
+from bridge.history import History, parse_position
 from bridge.outage import Outage
 
 log = logs.get("tail")
 
 BATCH = 500  # entries per read
+RECENT = 1000  # entries the tail remembers, for sockets that come back a moment later
+
+
+class Recent:
+    """The last entries the tail delivered, in order, as read from the stream.
+
+    A socket that comes back with a position among them (a page load a
+    moment after the render) is covered and replayed from memory, without
+    asking Redis: every entry after ``start`` up to the cursor is here. At
+    most ``history_size`` entries, so that what is remembered is what the
+    append script keeps in any case (the last ``history_size``).
+    """
+
+    def __init__(self, size: int = RECENT):
+        self.entries: deque[tuple[tuple[int, int], str, bytes]] = deque()
+        self.size = size
+        self.start: tuple[int, int] | None = None  # complete after this position
+
+    def begin(self, position: str) -> None:
+        if self.start is None:
+            self.start = parse_position(position)
+
+    def add(self, position: str, raw: bytes) -> None:
+        if len(self.entries) == self.size:
+            self.start = self.entries.popleft()[0]
+        self.entries.append((parse_position(position), position, raw))
+
+    def covers(self, at: tuple[int, int], upto: tuple[int, int]) -> bool:
+        return self.start is not None and self.start <= at <= upto
+
+    def between(self, at: tuple[int, int], upto: tuple[int, int]) -> list[tuple[str, bytes]]:
+        """Entries with ``at < position <= upto``, oldest first (ask covers() first)."""
+        rows = []
+        for pair, position, raw in reversed(self.entries):
+            if pair <= at:
+                break
+            if pair <= upto:
+                rows.append((position, raw))
+        return rows[::-1]
 
 
 class Tail:
@@ -37,6 +77,7 @@ class Tail:
         self.live = False
         self.running = True
         self.outage = Outage("history tail", log)
+        self.recent = Recent(min(RECENT, history.size))
 
     def run(self) -> None:
         while self.running:
@@ -51,6 +92,7 @@ class Tail:
     def _follow(self) -> None:
         if self.cursor is None:
             self.cursor = self.history.position()  # live from now on
+            self.recent.begin(self.cursor)
         self.history.publish_retention()
         self.live = True
         self.outage.recovered()
@@ -63,6 +105,7 @@ class Tail:
             self.live = False
 
     def _hand_over(self, position: str, raw: bytes) -> None:
+        self.recent.add(position, raw)
         try:
             message = events.parse(raw)
         except events.BadMessage as exc:
