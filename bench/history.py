@@ -340,7 +340,8 @@ def parse_args(argv):
     parser.add_argument("--only", action="append", choices=SCENARIOS, default=[],
                         metavar="SCENARIO", help=f"repeatable: {', '.join(SCENARIOS)}")
     parser.add_argument("--runs", type=int, help="runs (default 3, quick 1)")
-    parser.add_argument("--duration", type=float, help="seconds per connect segment")
+    parser.add_argument("--duration", type=float,
+                        help="seconds per connect segment (default 2; 6 turns per run)")
     parser.add_argument("--daemon-cmd", default="", help="as for bench/run.py")
     parser.add_argument("--daemon-arg", action="append", default=[],
                         help="extra argument for session-bridge serve (repeatable)")
@@ -350,7 +351,7 @@ def parse_args(argv):
 def sizes_for(quick: bool) -> dict:
     if quick:
         return {"small": 200, "large": 1000, "fanout_reps": 3, "publishes": 50, "turns": 2}
-    return {"small": 1000, "large": 10000, "fanout_reps": 5, "publishes": 200, "turns": 2}
+    return {"small": 1000, "large": 10000, "fanout_reps": 5, "publishes": 500, "turns": 6}
 
 
 def one_run(wanted: set, args, procs: Processes, gen: Generator, redis_pid: int,
@@ -386,7 +387,7 @@ def main(argv: list[str] | None = None) -> int:
     wanted = set(args.only or SCENARIOS)
     sizes = sizes_for(args.quick)
     runs = args.runs or (1 if args.quick else 3)
-    duration = args.duration or (3.0 if args.quick else 6.0)
+    duration = args.duration or 2.0
     (OUT / "logs").mkdir(parents=True, exist_ok=True)
     fds = raise_fd_limit()
     procs = Processes(OUT / "logs")
