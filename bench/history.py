@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What the event history costs (issue 13): publishing through it against live only.
 
-    python bench/history.py                      # everything, 3 runs (~8 min on 2 vCPUs)
+    python bench/history.py                      # everything, 3 runs (~5 min on 2 vCPUs)
     python bench/history.py --quick              # 1 run, small N: a smoke test
     python bench/history.py --only connect --runs 1
 
@@ -194,6 +194,8 @@ def connect_summary(segments: list[dict]) -> dict:
             "caught_up_p99_ms": round(pct(caught, 99), 2) if caught else None,
             "server_ms_per_connect": round(
                 1000 * sum(s["server_cpu_s"] for s in segments) / max(done, 1), 3),
+            "redis_ms_per_connect": round(
+                1000 * sum(s["redis_cpu_s"] for s in segments) / max(done, 1), 3),
             "server_cpu_pct": median([s["server_cpu_pct"] for s in segments]),
             "gen_cpu_pct": median([s["gen_cpu_pct"] for s in segments]),
             "noise_cpu_pct": median([s["noise_cpu_pct"] for s in segments])}
@@ -257,6 +259,7 @@ CONNECT_ROWS = [
     ("connect p50", "p50_ms", "ms", False),
     ("connect p99", "p99_ms", "ms", False),
     ("server CPU per connect", "server_ms_per_connect", "ms", False),
+    ("redis CPU per connect", "redis_ms_per_connect", "ms", False),
     ("events replayed per connect (daemon's metric)", "replayed_per_connect", "", False),
     ("connect -> replay received p50", "caught_up_p50_ms", "ms", False),
     ("connect -> replay received p99", "caught_up_p99_ms", "ms", False),
@@ -284,6 +287,8 @@ def table_row(runs, label, scenario, a, b, key, unit, target, invert=False) -> s
     verdict = ("" if not target or ratio is None else
                "yes" if ratio <= TARGET else "**no**")
     fa, fb = median(figures(runs, scenario, a, key)), median(figures(runs, scenario, b, key))
+    if fa is None and fb is None:
+        return None
     show = lambda v: "" if v is None else f"{v:.2f} {unit}"  # noqa: E731
     noise = [median([run[scenario][side].get("noise_cpu_pct", run[scenario].get(
         "noise_cpu_pct")) for side in (a, b)]) for run in runs if scenario in run]
