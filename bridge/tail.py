@@ -24,6 +24,7 @@ log = logs.get("tail")
 
 BATCH = 500  # entries per read
 RECENT = 1000  # entries the tail remembers, for sockets that come back a moment later
+RECENT_BYTES = 8 << 20  # and at most this much of their messages
 
 
 class Recent:
@@ -33,12 +34,15 @@ class Recent:
     moment after the render) is covered and replayed from memory, without
     asking Redis: every entry after ``start`` up to the cursor is here. At
     most ``history_size`` entries, so that what is remembered is what the
-    append script keeps in any case (the last ``history_size``).
+    append script keeps in any case (the last ``history_size``), and at
+    most ``max_bytes`` of messages (a message may be up to 1 MiB).
     """
 
-    def __init__(self, size: int = RECENT):
+    def __init__(self, size: int = RECENT, max_bytes: int = RECENT_BYTES):
         self.entries: deque[tuple[tuple[int, int], str, bytes]] = deque()
         self.size = size
+        self.max_bytes = max_bytes
+        self.bytes = 0
         self.start: tuple[int, int] | None = None  # complete after this position
 
     def begin(self, position: str) -> None:
@@ -46,9 +50,11 @@ class Recent:
             self.start = parse_position(position)
 
     def add(self, position: str, raw: bytes) -> None:
-        if len(self.entries) == self.size:
-            self.start = self.entries.popleft()[0]
         self.entries.append((parse_position(position), position, raw))
+        self.bytes += len(raw)
+        while len(self.entries) > self.size or self.bytes > self.max_bytes:
+            self.start, _, dropped = self.entries.popleft()
+            self.bytes -= len(dropped)
 
     def covers(self, at: tuple[int, int], upto: tuple[int, int]) -> bool:
         return self.start is not None and self.start <= at <= upto

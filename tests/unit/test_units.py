@@ -105,3 +105,8 @@ def test_the_tails_memory_of_recent_entries():
     assert recent.between((11, 0), (13, 0)) == [("12-0", b"m12"), ("13-0", b"m13")]
     assert recent.between((14, 0), (14, 0)) == []
     assert not recent.covers((15, 0), (14, 0))  # ahead of the tail: ask Redis
+    small = Recent(10, max_bytes=5)
+    small.begin("1-0")
+    small.add("2-0", b"abc")
+    small.add("3-0", b"def")  # 6 bytes: 2-0 goes
+    assert not small.covers((1, 0), (3, 0)) and small.covers((2, 0), (3, 0))
