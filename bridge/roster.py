@@ -144,18 +144,22 @@ class Roster:
 
     def _release_due(self) -> None:
         now = time.monotonic()
-        for key in [k for k in self._leaving if self._holds[k].leave_at is None or
-                    self._holds[k].leave_at <= now]:
+        due = [k for k in self._leaving if self._holds[k].leave_at is None or
+               self._holds[k].leave_at <= now]
+        if not due:
+            return
+        gone = [k for k in due if not self._holds[k].sockets and self._holds[k].held]
+        if gone:
+            self.shared.release(gone)  # on failure the keys stay due, retried
+        for key in due:
             hold = self._holds[key]
-            if not hold.sockets and hold.leave_at is not None:
-                if hold.held:
-                    self.shared.release(*key)  # on failure the key stays due, retried
-                if hold.sockets:  # a socket came back while Redis answered: hold again
+            self._leaving.discard(key)
+            if hold.sockets:  # came back (also while Redis answered): hold (again)
+                if key in gone:
                     hold.held = False
                     self._new.add(key)
-                else:
-                    del self._holds[key]
-            self._leaving.discard(key)
+            elif hold.leave_at is not None:
+                del self._holds[key]
 
     def _refresh_and_sweep(self) -> None:
         """Each tick a slice: every hold refreshed, every room swept once per period.
