@@ -9,7 +9,9 @@ through Predis (seed_sessions.php; the cluster client for the cluster), the
 daemon through its CLI on a ``redis://`` or ``redis+cluster://`` URL, and
 bench/loadgen.js's ``connect_loop`` (authenticated WebSocket connects, 50 at
 a time). The daemon runs on core 1 and the generator on core 0 when taskset
-exists; Redis is not pinned. Prints one JSON line per run and a summary.
+exists; Redis is not pinned. Prints one JSON line per run and a summary:
+medians of connects/s and of the daemon's CPU milliseconds per connect
+(the latter holds up better on a shared machine).
 """
 
 from __future__ import annotations
@@ -62,6 +64,12 @@ def daemon(redis, tmp: Path) -> harness.Daemon:
     return proc
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (the daemon's own cost, whatever the load)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def connect_rate(url: str, duration: float, sessions: int) -> dict:
     gen = subprocess.Popen(pinned(0, ["node", str(BENCH / "loadgen.js")]), cwd=BENCH,
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -86,13 +94,16 @@ def one_run(kind: str, args) -> dict:
     try:
         proc = daemon(redis, tmp)
         try:
+            cpu_before = cpu_seconds(proc.popen.pid)
             result = connect_rate(proc.url, args.duration, args.sessions)
+            daemon_cpu = cpu_seconds(proc.popen.pid) - cpu_before
         finally:
             proc.stop()
     finally:
         redis.stop()
     latencies = sorted(result["latencies"])
     return {"kind": kind, "rate": round(result["rate"], 1), "done": result["done"],
+            "daemon_cpu_ms_per_connect": round(1000 * daemon_cpu / max(result["done"], 1), 3),
             "errors": result["errors"], "refusals": result["refusals"],
             "p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,
             "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2) if latencies else None}
@@ -109,11 +120,13 @@ def main() -> int:
         for kind in ("single", "cluster"):
             results.append(one_run(kind, args))
             print(json.dumps(results[-1]), flush=True)
-    medians = {kind: statistics.median(r["rate"] for r in results if r["kind"] == kind)
-               for kind in ("single", "cluster")}
-    print(json.dumps({"median_rate": medians, "single_over_cluster":
-                      round(medians["single"] / medians["cluster"], 3),
-                      "cpus": os.cpu_count()}))
+    summary = {"cpus": os.cpu_count()}
+    for figure in ("rate", "daemon_cpu_ms_per_connect"):
+        medians = {kind: statistics.median(r[figure] for r in results if r["kind"] == kind)
+                   for kind in ("single", "cluster")}
+        summary[figure] = {**medians, "cluster_vs_single": round(
+            medians["cluster"] / medians["single"], 3)}
+    print(json.dumps(summary))
     return 0
 
 

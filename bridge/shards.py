@@ -27,7 +27,7 @@ from collections.abc import Callable
 import redis
 
 from bridge import logs
-from bridge.store import FAILURES
+from bridge.store import FAILURES, refresh_slots
 
 log = logs.get("shards")
 
@@ -84,7 +84,7 @@ class ClusterKeyspace:
     def check_topology(self) -> None:
         """Refresh the slot map, move channels whose slot has a new owner, prepare new nodes."""
         try:
-            self.cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+            refresh_slots(self.cluster)
         except (*FAILURES, OSError) as exc:
             log.debug("cluster topology refresh failed", extra={"fields": {"error": str(exc)}})
         moved = 0
@@ -138,7 +138,7 @@ class ClusterKeyspace:
             if pubsub is None:
                 if node is None:
                     return False
-                pubsub = self.cluster.get_redis_connection(node).pubsub()
+                pubsub = _own_connection(self.cluster.get_redis_connection(node)).pubsub()
                 self.pubsubs[name] = pubsub
             action(pubsub)
             return True
@@ -162,3 +162,11 @@ class ClusterKeyspace:
             self.routes[channel] = ""
         self.prepared.discard(name)
         self.next_check = 0.0
+
+
+def _own_connection(node: redis.Redis) -> redis.Redis:
+    """A client to the same node with a pool of its own: a refresh of redis-py's slot
+    map may drop the node pools' connections, never a subscription's."""
+    pool = node.connection_pool
+    return redis.Redis(connection_pool=redis.ConnectionPool(
+        connection_class=pool.connection_class, max_connections=2, **pool.connection_kwargs))

@@ -9,11 +9,12 @@ operator turned ``keep_alive`` on.
 
 from __future__ import annotations
 
+import inspect
 from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.cluster import ClusterNode, RedisCluster
+from redis.cluster import ClusterNode, NodesManager, RedisCluster
 from redis.exceptions import RedisClusterException
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
@@ -62,6 +63,18 @@ def open_redis(url: str, timeout: float, max_connections: int = 64):
 class _BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
     """redis-py's Sentinel pool (master looked up per connection), blocking when full."""
 
+    def disconnect(self, inuse_connections: bool = True) -> None:
+        """The Sentinel pool's call when the master moved; redis-py 5's blocking pool
+        takes no argument and drops every connection (all stale by then anyway)."""
+        if _BLOCKING_DISCONNECT_HAS_INUSE:
+            super().disconnect(inuse_connections=inuse_connections)
+        else:
+            super().disconnect()
+
+
+_BLOCKING_DISCONNECT_HAS_INUSE = "inuse_connections" in inspect.signature(
+    redis.BlockingConnectionPool.disconnect).parameters
+
 
 def _sentinel_master(where: topology.Topology, common: dict, max_connections: int):
     auth = {"username": where.username, "password": where.password}
@@ -84,10 +97,27 @@ class _Cluster(RedisCluster):
 
     def pubsub(self, *args, **kwargs):
         try:
-            self.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+            refresh_slots(self)
         except (*FAILURES, OSError):
             pass  # the subscription itself will fail and be tried again
         return super().pubsub(*args, **kwargs)
+
+
+def refresh_slots(cluster: RedisCluster) -> None:
+    """Read the cluster's slot map again (redis-py's own refresh), keeping open connections.
+
+    redis-py before 6 has no ``disconnect_startup_nodes_pools`` and drops the
+    seed nodes' connections; subscriptions that must survive it use their
+    own connections (see ``shards``).
+    """
+    if _INITIALIZE_HAS_KEEP:
+        cluster.nodes_manager.initialize(disconnect_startup_nodes_pools=False)
+    else:
+        cluster.nodes_manager.initialize()
+
+
+_INITIALIZE_HAS_KEEP = "disconnect_startup_nodes_pools" in inspect.signature(
+    NodesManager.initialize).parameters
 
 
 def _cluster(where: topology.Topology, common: dict, max_connections: int) -> RedisCluster:
@@ -126,6 +156,28 @@ def database_number(url: str) -> int:
     return int(path) if path.isdigit() else 0
 
 
+def _pooled_get(pool, key: str) -> bytes | None:
+    """GET on one connection of ``pool`` (see ``SessionStore.get``)."""
+    try:
+        conn = pool.get_connection()
+    except FAILURES as exc:
+        raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+    try:
+        conn.send_command("GET", key)
+        return conn.read_response()
+    except redis.ResponseError as exc:  # an answer: the connection is fine
+        if _wrong_type(exc):
+            raise NotAString(str(exc)) from None
+        raise StoreUnavailable(str(exc)) from None
+    except BaseException as exc:
+        conn.disconnect()
+        if isinstance(exc, redis.RedisError):
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        raise
+    finally:
+        pool.release(conn)
+
+
 class SessionStore:
     """Reads PHP sessions stored as one Redis string per session."""
 
@@ -144,33 +196,23 @@ class SessionStore:
         connection without redis-py's per-command wrapping (its retry loop,
         off here anyway, and its observability hooks): a few % of a connect.
         Same timeouts; a connection that failed mid-command is dropped.
-        A cluster client has no single pool: a plain GET, routed by slot.
+        On a cluster, the same GET on the pool of the node holding the key's
+        slot; anything but an answer (MOVED, ASK, a node down) is asked again
+        through redis-py's cluster client, which follows redirects and
+        refreshes its slot map.
         """
-        if is_cluster(self.client):
-            return self._get_routed(session_id)
-        pool = self.client.connection_pool
+        key = self.key(session_id)
+        if not is_cluster(self.client):
+            return _pooled_get(self.client.connection_pool, key)
         try:
-            conn = pool.get_connection()
-        except FAILURES as exc:
-            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
-        try:
-            conn.send_command("GET", self.key(session_id))
-            return conn.read_response()
-        except redis.ResponseError as exc:  # an answer: the connection is fine
-            if _wrong_type(exc):
-                raise NotAString(str(exc)) from None
-            raise StoreUnavailable(str(exc)) from None
-        except BaseException as exc:
-            conn.disconnect()
-            if isinstance(exc, redis.RedisError):
-                raise StoreUnavailable(str(exc) or type(exc).__name__) from None
-            raise
-        finally:
-            pool.release(conn)
+            node = self.client.get_node_from_key(key)
+            return _pooled_get(node.redis_connection.connection_pool, key)
+        except (StoreUnavailable, AttributeError, *FAILURES):
+            return self._get_routed(key)
 
-    def _get_routed(self, session_id: str) -> bytes | None:
+    def _get_routed(self, key: str) -> bytes | None:
         try:
-            return self.client.get(self.key(session_id))
+            return self.client.get(key)
         except redis.ResponseError as exc:
             if _wrong_type(exc):
                 raise NotAString(str(exc)) from None

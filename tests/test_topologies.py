@@ -135,6 +135,9 @@ def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon,
                        what="the daemon re-routing the moved session")
     assert conns[source].whoami()["user"] in (1, 2, 3, 42)  # still open: nothing ended
     assert not conns[source].events("session_ended")
+    # A new connect reads the session at its new owner (MOVED followed).
+    again = clients.connect(daemon.url, cookie_of(browsers[source]))
+    assert again.whoami()["user"] == conns[source].whoami()["user"]
     latency = logout_latency(php, browsers[source], conns[source])
     print(f"\ncluster slot moved: logout after it ended its socket in {latency * 1000:.0f} ms")
     assert latency < LOGOUT_TO_END
