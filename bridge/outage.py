@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -43,3 +44,18 @@ class Outage:
             "gap_seconds": round(time.monotonic() - self.lost_at, 3)}})
         self.lost_at = None
         return True
+
+
+def persist(loop: Callable[[], None], *, outage: Outage, sleep: Callable[[float], None],
+            running: Callable[[], bool], lost: Callable[[], None]) -> None:
+    """Run ``loop`` until it returns or ``running()`` turns false; after any fault
+    call ``lost()``, wait the outage's backoff and run it again (a loop that
+    lives on Redis must outlive any fault)."""
+    while running():
+        try:
+            loop()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            lost()
+            sleep(outage.lost(exc))
+        else:
+            return

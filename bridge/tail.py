@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from bridge import events, logs
 from bridge.history import History, parse_position
-from bridge.outage import Outage
+from bridge.outage import Outage, persist
 
 log = logs.get("tail")
 
@@ -86,14 +86,11 @@ class Tail:
         self.recent = Recent(min(RECENT, history.size))
 
     def run(self) -> None:
-        while self.running:
-            try:
-                self._follow()
-            except Exception as exc:  # noqa: BLE001 - delivery must outlive any fault
-                self.live = False
-                self.sleep(self.outage.lost(exc))
-            else:
-                return
+        persist(self._follow, outage=self.outage, sleep=self.sleep, running=lambda: self.running,
+                lost=self._lost)
+
+    def _lost(self) -> None:
+        self.live = False
 
     def _follow(self) -> None:
         if self.cursor is None:
