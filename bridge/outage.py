@@ -1,9 +1,10 @@
 """How a loop that lives on a Redis connection goes through an outage.
 
-The event relay and the session watch each hold a subscription; when Redis
-goes away they retry with a short backoff (0.1 s doubling to 0.5 s, so that
-service is back within a second of Redis), log the loss once, and log the
-recovery with the length of the gap.
+The event relay, the history tail, the session watch and the presence
+listener each hold a Redis connection; when Redis goes away they retry with a
+short backoff (0.1 s doubling to 0.5 s, so that service is back within a
+second of Redis), log the loss once, and log the recovery with the length of
+the gap. :func:`persist` is their one retry loop.
 """
 
 from __future__ import annotations
