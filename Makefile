@@ -63,6 +63,7 @@ soak: deps venv
 bench: deps venv
 	$(VENV)/bin/pip install -q -r bench/requirements.txt
 	$(PY) bench/run.py
+	$(PY) bench/history.py
 
 fuzz: venv
 	$(PY) fuzz/fuzz_phpsession.py --runs 1000000

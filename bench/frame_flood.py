@@ -119,7 +119,8 @@ def _report(what: str, seconds: list[float], frames: float) -> None:
     p99 = ms[min(len(ms) - 1, int(len(ms) * 0.99))]
     each = f", ~{frames:.0f} frames each" if frames else ""
     print(f"per {what}: {len(ms)} samples{each}, "
-          f"median {statistics.median(ms):.3f} ms, p99 {p99:.3f} ms, max {ms[-1]:.3f} ms")
+          f"median {statistics.median(ms):.3f} ms, p99 {p99:.3f} ms, max {ms[-1]:.3f} ms, "
+          f"over 1 ms: {sum(m > 1 for m in ms)}")
 
 
 def against_daemon(seconds: float) -> None:

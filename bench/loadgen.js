@@ -9,16 +9,27 @@
 //
 // Session i of the seeded set has id md5("session-bridge-bench:i") (see
 // seed_sessions.php), user 100000+i and the room "lobby".
+//
+// Events are published in one of two modes: `live`, a raw PUBLISH of the
+// message JSON to the channel (delivered live only), or `history`, the
+// append script the PHP Emitter runs (bridge/lua/append.lua through
+// EVALSHA, EVAL when Redis does not know it yet). Delivered events carry a
+// trailing position argument; the handlers read the first argument only.
 
 'use strict';
 
 const crypto = require('crypto');
+const fs = require('fs');
 const http = require('http');
+const path = require('path');
 const readline = require('readline');
 const Redis = require('ioredis');
 const { io } = require('socket.io-client');
 
 const CHANNEL = 'session-bridge';
+const HISTORY_KEYS = [`{${CHANNEL}}:history`, `{${CHANNEL}}:retention`];
+const HISTORY_DEFAULTS = [10000, 300]; // history_size, history_seconds (as the Emitter)
+const APPEND_LUA = path.join(__dirname, '..', 'bridge', 'lua', 'append.lua');
 const now = () => Number(process.hrtime.bigint()) / 1e6; // milliseconds
 
 function sessionId(i) {
@@ -29,9 +40,10 @@ function unknownId(i) {
   return crypto.createHash('md5').update(`unknown-session:${i}:${process.pid}`).digest('hex');
 }
 
-function open(url, transport, cookie, source) {
+function open(url, transport, cookie, source, auth) {
   return io(url, {
     ...(source ? { localAddress: source } : {}),
+    ...(auth ? { auth } : {}),
     transports: transport === 'websocket' ? ['websocket'] : ['polling', 'websocket'],
     forceNew: true,
     reconnection: false,
@@ -42,11 +54,14 @@ function open(url, transport, cookie, source) {
 
 // One connect attempt. Authorized: resolves at `connect` (and, for polling,
 // once the transport has been upgraded to websocket), then closes the socket.
-// Refused: resolves at `connect_error` with its message.
-function attempt(url, transport, cookie, expectRefusal, source) {
+// Refused: resolves at `connect_error` with its message. With `since`
+// (auth.since = a position) and `since.expect` > 0, the socket stays open
+// until it has received that many events (those appended after the
+// position, replayed), and the outcome also says when (`caught_up`).
+function attempt(url, transport, cookie, expectRefusal, source, since) {
   return new Promise((resolve) => {
     const started = now();
-    const socket = open(url, transport, cookie, source);
+    const socket = open(url, transport, cookie, source, since && { since: since.position });
     let connectedAt = null;
     const timer = setTimeout(() => finish({ error: 'timeout' }), 30000);
     function finish(outcome) {
@@ -56,6 +71,7 @@ function attempt(url, transport, cookie, expectRefusal, source) {
       socket.disconnect();
       resolve(outcome);
     }
+    if (since && since.expect) catchUp(socket, since, started, finish);
     socket.on('connect_error', (err) => {
       if (expectRefusal) finish({ refused: err.message, latency: now() - started });
       else finish({ error: `connect_error:${err.message}` });
@@ -64,6 +80,7 @@ function attempt(url, transport, cookie, expectRefusal, source) {
       connectedAt = now();
       if (expectRefusal) return finish({ error: 'accepted' });
       const engine = socket.io.engine;
+      if (since && since.expect) return since.connected(connectedAt - started);
       if (transport === 'websocket' || engine.transport.name === 'websocket') {
         return finish({ latency: connectedAt - started, upgraded: connectedAt - started });
       }
@@ -74,12 +91,32 @@ function attempt(url, transport, cookie, expectRefusal, source) {
   });
 }
 
+// Counts the events a socket opened with auth.since receives; finishes the
+// attempt once it has `since.expect` of them, or 3 s after connecting.
+function catchUp(socket, since, started, finish) {
+  let got = 0;
+  let latency = null;
+  let timer = null;
+  const done = () => finish({ latency, caught_up: now() - started, replayed: got });
+  since.connected = (ms) => {
+    latency = ms;
+    if (got >= since.expect) return done();
+    timer = setTimeout(() => finish({ error: 'replay_timeout' }), 3000);
+    return undefined;
+  };
+  socket.on('bench', () => {
+    got += 1;
+    if (latency !== null && got >= since.expect) { clearTimeout(timer); done(); }
+  });
+}
+
 async function connectLoop(cmd) {
   const { url, transport, concurrency, duration, mode } = cmd;
   const pool = cmd.sessions || 1;
   let next = cmd.first || 0;
   const latencies = [];
   const upgraded = [];
+  const caughtUp = [];
   const errors = {};
   const refusals = {};
   let done = 0;
@@ -92,21 +129,25 @@ async function connectLoop(cmd) {
       let cookie = sessionId(k % pool);
       if (mode === 'nocookie') cookie = null;
       else if (mode === 'unknown') cookie = unknownId(k);
-      const outcome = await attempt(url, transport, cookie, mode !== 'auth', cmd.source);
+      // auth 'since': closes at `connect` as without; 'since-replay': waits for the replay.
+      const since = cmd.auth && cmd.auth.startsWith('since')
+        ? appender.since(cmd.auth === 'since-replay') : null;
+      const outcome = await attempt(url, transport, cookie, mode !== 'auth', cmd.source, since);
       if (outcome.error) {
         errors[outcome.error] = (errors[outcome.error] || 0) + 1;
       } else {
         done += 1;
         latencies.push(outcome.latency);
         if (outcome.upgraded !== undefined) upgraded.push(outcome.upgraded);
+        if (outcome.caught_up !== undefined) caughtUp.push(outcome.caught_up);
         if (outcome.refused) refusals[outcome.refused] = (refusals[outcome.refused] || 0) + 1;
       }
     }
   }
   await Promise.all(Array.from({ length: concurrency }, worker));
   const elapsed = (now() - started) / 1000;
-  return { done, elapsed, rate: done / elapsed, latencies, upgraded, errors, refusals,
-    next };
+  return { done, elapsed, rate: done / elapsed, latencies, upgraded, caught_up: caughtUp,
+    errors, refusals, next };
 }
 
 // --- held sockets: memory, fan-out, PUBLISH latency, logout ---
@@ -193,9 +234,46 @@ function release(cmd) {
   return { held: alive() };
 }
 
-function publish(message) {
-  return redis.publish(CHANNEL, JSON.stringify(message));
+function publish(message, mode = 'live') {
+  const json = JSON.stringify(message);
+  if (mode === 'history') return redis.historyAppend(...HISTORY_KEYS, json, ...HISTORY_DEFAULTS);
+  if (mode === 'live') return redis.publish(CHANNEL, json);
+  throw new Error(`unknown publish mode ${mode}`);
 }
+
+// Appends events to room "lobby" through the history script at a steady
+// rate, as PHP pages would meanwhile. since() is a position as a page would
+// have rendered it: the one `lag` appends back, so the socket that connects
+// with it is owed at least `lag` events.
+const appender = {
+  timer: null,
+  positions: [],
+  lag: 3,
+  count: 0,
+  start(cmd) {
+    this.stop();
+    this.lag = cmd.lag || 3;
+    const tick = async () => {
+      this.count += 1;
+      const seq = `app-${this.count}`;
+      const position = await publish({ event: 'bench', data: { seq, ...PAYLOAD }, room: 'lobby' },
+        'history');
+      this.positions.push(position);
+      if (this.positions.length > 64) this.positions.shift();
+    };
+    this.timer = setInterval(() => { tick().catch(() => {}); }, 1000 / (cmd.rate || 20));
+    return Promise.all(Array.from({ length: this.lag + 1 }, tick)).then(() => ({}));
+  },
+  since(wait) {
+    const at = this.positions.length - 1 - this.lag;
+    return { position: this.positions[Math.max(at, 0)], expect: wait ? this.lag : 0 };
+  },
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    return { appended: this.count };
+  },
+};
 
 function waitFor(expect, seq, only, timeoutMs) {
   return new Promise((resolve) => {
@@ -220,7 +298,7 @@ async function fanout(cmd) {
     const seq = `fan-${r}-${Date.now()}`;
     const waiting = waitFor(alive(), seq, undefined, 30000);
     const started = now();
-    await publish({ event: 'bench', data: { seq, ...PAYLOAD }, room: cmd.room });
+    await publish({ event: 'bench', data: { seq, ...PAYLOAD }, room: cmd.room }, cmd.mode);
     const { at, f, timeout } = await waiting;
     results.push(timeout
       ? { timeout: true, missing: f.remaining, lost: f.lost }
@@ -233,19 +311,24 @@ async function fanout(cmd) {
 async function userLatency(cmd) {
   const indexes = held.map((s, i) => (s ? i : -1)).filter((i) => i >= 0 && i < cmd.below);
   if (!indexes.length) throw new Error('no held sockets to publish to');
+  // Publish modes take turns (A/B/A/B...) so that machine noise hits each alike.
+  const modes = cmd.modes || ['live'];
   const latencies = [];
+  const byMode = Object.fromEntries(modes.map((m) => [m, []]));
   let timeouts = 0;
   for (let k = 0; k < cmd.count; k += 1) {
     const i = indexes[(k * 7919) % indexes.length];
+    const mode = modes[k % modes.length];
     const seq = `user-${k}-${Date.now()}`;
     const waiting = waitFor(1, seq, i, 5000);
     const started = now();
-    await publish({ event: 'bench', data: { seq, ...PAYLOAD }, user: 100000 + i });
+    await publish({ event: 'bench', data: { seq, ...PAYLOAD }, user: 100000 + i }, mode);
     const { at, timeout } = await waiting;
-    if (timeout) timeouts += 1; else latencies.push(at - started);
+    if (timeout) timeouts += 1;
+    else { latencies.push(at - started); byMode[mode].push(at - started); }
     await sleep(cmd.gap_ms || 5);
   }
-  return { latencies, timeouts };
+  return { latencies, by_mode: byMode, timeouts };
 }
 
 async function logout(cmd) {
@@ -314,8 +397,12 @@ const COMMANDS = {
   user_latency: userLatency,
   logout,
   probe,
+  appender_start: (cmd) => appender.start(cmd),
+  appender_stop: async () => appender.stop(),
   redis: async (cmd) => {
     redis = new Redis(cmd.url);
+    // EVALSHA, and EVAL when Redis answers NOSCRIPT: what the PHP Emitter does.
+    redis.defineCommand('historyAppend', { numberOfKeys: 2, lua: fs.readFileSync(APPEND_LUA, 'utf8') });
     await redis.ping();
     return {};
   },

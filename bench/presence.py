@@ -133,9 +133,16 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
         if mode == "presence":
             result["presence_key_bytes"] = key_bytes(client)
             result["online"] = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
+            before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
             churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
                         pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
+            wall = time.monotonic() - before[2]
             result["churn"] = summarize(churn)
+            result["churn"]["daemon_cpu_share"] = round(
+                (cpu_seconds(daemon.pid) - before[0]) / wall, 3)
+            result["churn"]["generator_cpu_share"] = round(
+                (cpu_seconds(gen.pid) - before[1]) / wall, 3)
+            result["churn"]["loadavg"] = open("/proc/loadavg").read().split()[:3]
         ask(gen, cmd="quit")
         return result
     finally:

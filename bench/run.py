@@ -174,6 +174,18 @@ class CpuWindow:
 
 # --- redis -----------------------------------------------------------------------
 
+def start_redis(procs: Processes, name: str = "redis") -> tuple[subprocess.Popen, int]:
+    """A private redis-server on a free port and core 0, without persistence."""
+    port = free_port()
+    proc = procs.start(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--maxclients", "20000"],
+                       core=0)
+    wait_until(lambda: proc.poll() is not None or _port_open(port), 10, "redis-server")
+    if proc.poll() is not None:
+        raise RuntimeError(f"redis-server exited; see {OUT}/logs/{name}.log")
+    return proc, port
+
+
 class MiniRedis:
     """Just enough RESP for the runner (CONFIG, DBSIZE): no dependency."""
 
@@ -752,12 +764,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{runs} run(s); fd limit {fds}; taskset {'yes' if HAVE_TASKSET else 'NO'}")
     try:
         ensure_node_modules()
-        redis_port = free_port()
-        redis = procs.start("redis", ["redis-server", "--port", str(redis_port),
-                                      "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                                      "--maxclients", "20000"], core=0)
-        wait_until(lambda: redis.poll() is not None or _port_open(redis_port), 10,
-                   "redis-server")
+        redis, redis_port = start_redis(procs)
         r = MiniRedis(redis_port)
         seeded = seed(redis_port, pool)
         if r.command("DBSIZE") != pool:

@@ -79,8 +79,9 @@ class Daemon:
             metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
             cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
             websocket_compression=c.websocket_compression, cursor=cursor,
-            recovery=Recovery(history=self.history, cursor=cursor),
-            replayer=Replayer(history=self.history, cursor=cursor, sleep=rt.sleep))
+            recovery=Recovery(history=self.history, cursor=cursor, recent=self.tail.recent),
+            replayer=Replayer(history=self.history, cursor=cursor, sleep=rt.sleep,
+                              recent=self.tail.recent))
         rt.attach(self.sockets.sio, max_message=MAX_PACKET_BYTES,
                   own_websocket=not c.websocket_compression, pid_of=self.sockets.pid_of)
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None

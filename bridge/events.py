@@ -25,7 +25,7 @@ from typing import Any
 import redis
 
 from bridge import logs
-from bridge.outage import Outage
+from bridge.outage import Outage, persist
 
 log = logs.get("events")
 
@@ -132,14 +132,11 @@ class Relay:
         self.outage = Outage("event subscription", log)
 
     def run(self) -> None:
-        while self.running:
-            try:
-                self._listen()
-            except Exception as exc:  # noqa: BLE001 - delivery must outlive any fault
-                self.live = False
-                self.sleep(self.outage.lost(exc))
-            else:
-                return
+        persist(self._listen, outage=self.outage, sleep=self.sleep, running=lambda: self.running,
+                lost=self._lost)
+
+    def _lost(self) -> None:
+        self.live = False
 
     def _listen(self) -> None:
         pubsub = self.client.pubsub(ignore_subscribe_messages=True)

@@ -38,7 +38,7 @@ from bridge.auth import (
 from bridge.keepalive import KeepAlive
 from bridge.keyspace import enable_notifications, enable_on_server
 from bridge.logs import session_tag
-from bridge.outage import Outage
+from bridge.outage import Outage, persist
 from bridge.registry import Registry
 from bridge.shards import ClusterKeyspace
 from bridge.store import SessionStore, is_cluster
@@ -93,14 +93,11 @@ class SessionWatch:
     # --- the loop ---
 
     def run(self) -> None:
-        while self.running:
-            try:
-                self._run_once()
-            except Exception as exc:  # noqa: BLE001 - the watch must outlive any fault
-                self.live = False
-                self.sleep(self.outage.lost(exc))
-            else:
-                return
+        persist(self._run_once, outage=self.outage, sleep=self.sleep, running=lambda: self.running,
+                lost=self._lost)
+
+    def _lost(self) -> None:
+        self.live = False
 
     def _run_once(self) -> None:
         problem = enable_notifications(self.client, self.may_configure)

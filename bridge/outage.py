@@ -1,15 +1,17 @@
 """How a loop that lives on a Redis connection goes through an outage.
 
-The event relay and the session watch each hold a subscription; when Redis
-goes away they retry with a short backoff (0.1 s doubling to 0.5 s, so that
-service is back within a second of Redis), log the loss once, and log the
-recovery with the length of the gap.
+The event relay, the history tail, the session watch and the presence
+listener each hold a Redis connection; when Redis goes away they retry with a
+short backoff (0.1 s doubling to 0.5 s, so that service is back within a
+second of Redis), log the loss once, and log the recovery with the length of
+the gap. :func:`persist` is their one retry loop.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import redis
 
@@ -43,3 +45,18 @@ class Outage:
             "gap_seconds": round(time.monotonic() - self.lost_at, 3)}})
         self.lost_at = None
         return True
+
+
+def persist(loop: Callable[[], None], *, outage: Outage, sleep: Callable[[float], None],
+            running: Callable[[], bool], lost: Callable[[], None]) -> None:
+    """Run ``loop`` until it returns or ``running()`` turns false; after any fault
+    call ``lost()``, wait the outage's backoff and run it again (a loop that
+    lives on Redis must outlive any fault)."""
+    while running():
+        try:
+            loop()
+        except Exception as exc:  # noqa: BLE001 - see the docstring
+            lost()
+            sleep(outage.lost(exc))
+        else:
+            return

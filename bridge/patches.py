@@ -21,6 +21,9 @@ python-engineio
 python-socketio
   4. ``socketio.Server._send_packet`` is wrapped so that a CONNECT packet
      carries the connection-state-recovery ``pid`` (:func:`connect_with_pid`).
+     ``bridge.rooms.IndexedManager`` replaces ``Manager.basic_disconnect``, so
+     it clears the manager's ``pending_connect`` and ``pending_disconnect``
+     itself (both new in python-socketio 5.18).
 
 eventlet
   5. ``eventlet.websocket.RFC6455WebSocket._apply_mask`` is replaced by one
@@ -35,6 +38,7 @@ eventlet
 
 from __future__ import annotations
 
+import importlib.metadata
 import time
 
 import engineio
@@ -59,8 +63,8 @@ def check() -> None:
     if missing:
         raise PatchTargetMissing(
             "installed library versions lack what session-bridge patches: "
-            + ", ".join(missing) + f" (python-engineio {engineio.__version__}, "
-            f"python-socketio {_version(socketio)}, eventlet {_version(eventlet.wsgi)}); "
+            + ", ".join(missing) + f" (python-engineio {_version('python-engineio')}, "
+            f"python-socketio {_version('python-socketio')}, eventlet {_version('eventlet')}); "
             "install the versions setup.cfg allows")
 
 
@@ -75,6 +79,9 @@ def _targets():
     sock = engineio.socket.Socket(server, "check")
     for name in SOCKET_ATTRIBUTES:
         yield f"engineio.socket.Socket.{name}", hasattr(sock, name)
+    manager = socketio.Manager()
+    for name in ("pending_connect", "pending_disconnect"):
+        yield f"socketio.Manager.{name}", isinstance(getattr(manager, name, None), dict)
     yield "socketio.Server._send_packet", callable(
         getattr(socketio.Server, "_send_packet", None))
     yield "eventlet.websocket.RFC6455WebSocket._apply_mask", hasattr(
@@ -83,9 +90,11 @@ def _targets():
     yield "eventlet.wsgi.HttpProtocol", hasattr(eventlet.wsgi, "HttpProtocol")
 
 
-def _version(module) -> str:
-    root = __import__(module.__name__.split(".")[0])
-    return getattr(root, "__version__", "?")
+def _version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
 
 
 def apply(unmask) -> None:

@@ -138,12 +138,16 @@ class SharedPresence:
                     user_json(room), *batch])
         pipe.execute()
 
-    def release(self, room: str, user: str, node: str | None = None) -> bool:
-        """Drop this node's hold of ``user``; True when that was the user's last."""
-        keys = [room_key(self.channel, room), holders_key(self.channel, room, user)]
-        args = [self.node if node is None else node, user, announcements(self.channel),
-                user_json(room)]
-        return bool(self._release(keys=keys, args=args))
+    def release(self, keys: list[tuple[str, str]], node: str | None = None) -> list[bool]:
+        """Drop this node's hold of each (room, user JSON), in one round trip; True
+        for each that was the user's last hold (``left`` announced)."""
+        pipe = self.client.pipeline(transaction=False)
+        for room, user in keys:
+            self._release(keys=[room_key(self.channel, room),
+                                holders_key(self.channel, room, user)],
+                          args=[self.node if node is None else node, user,
+                                announcements(self.channel), user_json(room)], client=pipe)
+        return [bool(left) for left in pipe.execute()]
 
     def sweep(self, rooms: list[str]) -> dict[str, int]:
         """Announce as left the users no live daemon holds; returns the rooms' counts."""
@@ -151,9 +155,10 @@ class SharedPresence:
         for room in rooms:
             self._expired(keys=[room_key(self.channel, room)], client=pipe)
         expired = pipe.execute()
-        for room, members in zip(rooms, expired, strict=True):
-            for member in members:
-                self.release(room, member.decode(), node="")
+        gone = [(room, member.decode())
+                for room, members in zip(rooms, expired, strict=True) for member in members]
+        if gone:
+            self.release(gone, node="")
         for room in rooms:
             pipe.zcard(room_key(self.channel, room))
         return dict(zip(rooms, pipe.execute(), strict=True))

@@ -86,11 +86,16 @@ class Plan:
 
 
 class Recovery:
-    """Turns a CONNECT's ``auth`` into a :class:`Plan`; may raise HistoryUnavailable."""
+    """Turns a CONNECT's ``auth`` into a :class:`Plan`; may raise HistoryUnavailable.
 
-    def __init__(self, *, history: History, cursor: Callable[[], str | None]):
+    ``recent``: the tail's memory of the last entries (:class:`bridge.tail.Recent`);
+    a position it covers needs no look at the stream's window in Redis."""
+
+    def __init__(self, *, history: History, cursor: Callable[[], str | None],
+                 recent=None):
         self.history = history
         self.cursor = cursor
+        self.recent = recent
         self._signer: Signer | None = None
 
     def signer(self) -> Signer:
@@ -116,10 +121,16 @@ class Recovery:
 
     def _from(self, position: str, user: str, pid: str | None) -> Plan:
         at = parse_position(position)
-        if at is None or not self.history.window().covers(at):
+        if at is None or not (self._recent_covers(at) or self.history.window().covers(at)):
             return Plan(pid=self.signer().issue(user, self.cursor() or "0-0"), resync=True)
         return Plan(pid=pid or self.signer().issue(user, position), since=position,
                     recovered=pid is not None)
+
+
+    def _recent_covers(self, at: tuple[int, int]) -> bool:
+        """The tail remembers every entry after ``at``: no need to ask Redis."""
+        cursor = parse_position(self.cursor() or "")
+        return self.recent is not None and cursor is not None and self.recent.covers(at, cursor)
 
 
 def _text(value) -> str | None:

@@ -39,11 +39,15 @@ def addressed_to(message: events.Message, user: str, rooms: frozenset[str]) -> b
 
 
 class Replayer:
+    """``recent``: the tail's memory of the last entries (:class:`bridge.tail.Recent`),
+    read instead of Redis when it reaches back to the socket's position."""
+
     def __init__(self, *, history: History, cursor: Callable[[], str | None],
-                 sleep: Callable[[float], None]):
+                 sleep: Callable[[float], None], recent=None):
         self.history = history
         self.cursor = cursor
         self.sleep = sleep
+        self.recent = recent
 
     def run(self, since: str, user: str, rooms: frozenset[str],
             send: Callable[[events.Message, str], None],
@@ -67,8 +71,20 @@ class Replayer:
         return None
 
     def _page(self, at, cursor: str, user: str, rooms, send) -> tuple[tuple[int, int], int]:
-        """One read after ``at`` up to ``cursor``; returns the new position and the count."""
+        """One read after ``at`` up to ``cursor`` (from the tail's memory when it reaches
+        back to ``at``, else from Redis); returns the new position and the count."""
+        upto = parse_position(cursor)
+        if self.recent is not None and self.recent.covers(at, upto):
+            rows = self.recent.between(at, upto)
+            return upto, self._send(rows, user, rooms, send)
         rows = self.history.read(format_position(at), cursor, PAGE)
+        sent = self._send(rows, user, rooms, send)
+        if len(rows) == PAGE:
+            return parse_position(rows[-1][0]), sent
+        return upto, sent
+
+    @staticmethod
+    def _send(rows, user: str, rooms, send) -> int:
         sent = 0
         for position, raw in rows:
             try:
@@ -78,6 +94,4 @@ class Replayer:
             if addressed_to(message, user, rooms):
                 send(message, position)
                 sent += 1
-        if len(rows) == PAGE:
-            return parse_position(rows[-1][0]), sent
-        return parse_position(cursor), sent
+        return sent

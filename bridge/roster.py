@@ -20,8 +20,9 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import json
+import math
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 
 import redis
@@ -49,6 +50,7 @@ class _Hold:
     sockets: int = 0
     held: bool = False  # this daemon's hold is in Redis
     leave_at: float | None = None
+    generation: int = 0  # tells a refresh entry of an earlier hold from the current one
 
 
 class Roster:
@@ -68,6 +70,12 @@ class Roster:
         self._sockets: dict[str, tuple[str, tuple[str, ...]]] = {}  # sid -> user, rooms
         self._new: set[tuple[str, str]] = set()
         self._leaving: set[tuple[str, str]] = set()
+        self._refresh: deque[tuple[tuple[str, str], int]] = deque()  # key, generation
+        self._sweep: list[str] = []  # rooms left to sweep in this round
+        self._swept: dict[str, int] = {}  # room -> online count, this round
+        self._round_started = 0.0
+        self._round_size = 0
+        self._last_slice = time.monotonic()
         self._outage = Outage("presence state", log)
         self._listen_outage = Outage("presence announcements", log)
 
@@ -109,14 +117,11 @@ class Roster:
     # --- the Redis loop ---
 
     def run(self) -> None:
-        next_refresh = time.monotonic() + self.period
         while self.running:
             try:
                 self._hold_new()
                 self._release_due()
-                if time.monotonic() >= next_refresh:
-                    next_refresh = time.monotonic() + self.period
-                    self._refresh_and_sweep()
+                self._refresh_and_sweep()
                 self._outage.recovered()
             except Exception as exc:  # noqa: BLE001 - presence must outlive any fault
                 self.sleep(self._outage.lost(exc))
@@ -130,29 +135,62 @@ class Roster:
             fresh = [k for k in keys if self._holds.get(k) and self._holds[k].sockets]
             self.shared.hold(_by_room(fresh))
             for key in fresh:
-                self._holds[key].held = True
+                hold = self._holds[key]
+                hold.held, hold.generation = True, hold.generation + 1
+                self._refresh.append((key, hold.generation))
         except Exception:
             self._new |= {k for k in keys if k in self._holds and not self._holds[k].held}
             raise
 
     def _release_due(self) -> None:
         now = time.monotonic()
-        for key in [k for k in self._leaving if self._holds[k].leave_at is None or
-                    self._holds[k].leave_at <= now]:
+        due = [k for k in self._leaving if self._holds[k].leave_at is None or
+               self._holds[k].leave_at <= now]
+        if not due:
+            return
+        gone = [k for k in due if not self._holds[k].sockets and self._holds[k].held]
+        if gone:
+            self.shared.release(gone)  # on failure the keys stay due, retried
+        for key in due:
             hold = self._holds[key]
-            if not hold.sockets and hold.leave_at is not None:
-                if hold.held:
-                    self.shared.release(*key)  # on failure the key stays due, retried
-                if hold.sockets:  # a socket came back while Redis answered: hold again
+            self._leaving.discard(key)
+            if hold.sockets:  # came back (also while Redis answered): hold (again)
+                if key in gone:
                     hold.held = False
                     self._new.add(key)
-                else:
-                    del self._holds[key]
-            self._leaving.discard(key)
+            elif hold.leave_at is not None:
+                del self._holds[key]
 
     def _refresh_and_sweep(self) -> None:
-        self.shared.hold(_by_room(k for k, hold in self._holds.items() if hold.held))
-        self.online.update(self.shared.sweep(sorted({room for room, _ in self._holds})))
+        """Each tick a slice: every hold refreshed, every room swept once per period.
+
+        Spread out, so that neither this loop nor Redis is busy for long at
+        once (10,000 holds at a time kept Redis busy for ~150 ms).
+        """
+        now = time.monotonic()
+        share, self._last_slice = (now - self._last_slice) / self.period, now
+        batch = []
+        for _ in range(min(len(self._refresh), math.ceil(len(self._refresh) * share))):
+            key, generation = self._refresh.popleft()
+            hold = self._holds.get(key)
+            if hold is not None and hold.held and hold.generation == generation:
+                batch.append(key)
+                self._refresh.append((key, generation))
+        if batch:
+            self.shared.hold(_by_room(batch))
+        self._sweep_slice(now, share)
+
+    def _sweep_slice(self, now: float, share: float) -> None:
+        if not self._sweep:
+            if now - self._round_started < self.period:
+                return
+            self.online.update(self._swept)
+            self._round_started, self._swept = now, {}
+            self._sweep = sorted({room for room, _ in self._holds}, reverse=True)
+            self._round_size = len(self._sweep)
+        rooms = [self._sweep.pop() for _ in range(min(
+            len(self._sweep), max(1, math.ceil(self._round_size * share))))]
+        self._swept.update(self.shared.sweep(rooms))
 
     # --- announcements of every daemon ---
 

@@ -152,6 +152,10 @@ class Recorder:
             got = {s for seqs in self.ticks().values() for s in seqs}
             raise AssertionError(f"never received: {sorted(wanted - got)[:50]}") from None
 
+    def connected_on(self, page: int) -> bool:
+        """Page number ``page`` (counted in this tab) is there and its socket connected."""
+        return self.pages() >= page and any(e.get("connect") for e in self.log().get(page, ()))
+
     def connects(self) -> list[dict]:
         return [e for entries in self.log().values() for e in entries if e.get("connect")]
 
@@ -187,7 +191,8 @@ def test_twenty_page_loads_while_php_publishes_lose_nothing(
         for n in range(20):
             before = alice.pages()
             alice.page.click("#nav-account" if n % 2 == 0 else "#nav-notices")
-            harness.wait_until(lambda b=before: alice.pages() > b, 10, what="the next page")
+            harness.wait_until(lambda b=before: alice.connected_on(b + 1), 20,
+                               what="the next page's socket")
             time.sleep(DWELL)  # the user reads the page (the scenario, not a wait)
         published = publisher.stop()
         ticks = alice.wait_ticks(set(published))

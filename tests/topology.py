@@ -71,7 +71,8 @@ class Sentinel:
             if self.master_port_seen(sentinel) != port:
                 return False
             reply = _answers(sentinel.port, "SENTINEL", "MASTER", SERVICE) or {}
-            pairs = reply.items() if isinstance(reply, dict) else zip(reply[::2], reply[1::2])
+            pairs = (reply.items() if isinstance(reply, dict)
+                     else zip(reply[::2], reply[1::2], strict=True))
             info = {_text(key): value for key, value in pairs}  # redis-py 5 gives a list
             if int(info.get("num-other-sentinels", 0)) < 2:
                 return False

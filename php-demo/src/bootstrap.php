@@ -149,7 +149,7 @@ function demo_position(): string
  *
  * @return list<array{position: string, notice: array<string, mixed>}>
  */
-function demo_recent_notices(int|string $userId, int $count = 30): array
+function demo_recent_notices(int|string $userId, int $count = 50): array
 {
     $stream = '{' . demo_config()['channel'] . '}:history';
     $entries = demo_redis()->executeRaw(['XREVRANGE', $stream, demo_position(), '-', 'COUNT', '500']);

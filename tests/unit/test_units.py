@@ -8,6 +8,7 @@ from bridge import events
 from bridge.keyspace import merged_flags
 from bridge.ratelimit import HandshakeLimiter
 from bridge.sockets import client_address, origin_policy
+from bridge.tail import Recent
 
 
 def test_same_origin_by_default_and_listed_ones():
@@ -91,3 +92,21 @@ def test_fast_unmask_matches_eventlet():
         length, offset = rng.randrange(0, len(data) + 1), rng.randrange(0, 9)
         assert unmask(data, mask, length, offset) == original(data, mask, length, offset)
         assert unmask(data, mask) == original(data, mask)
+
+
+def test_the_tails_memory_of_recent_entries():
+    recent = Recent(3)
+    assert not recent.covers((1, 0), (1, 0))  # the tail has not started: ask Redis
+    recent.begin("10-0")
+    for ms in (11, 12, 13, 14):
+        recent.add(f"{ms}-0", b"m%d" % ms)
+    assert not recent.covers((10, 0), (14, 0))  # 11 fell out: complete after 11 only
+    assert recent.covers((11, 0), (14, 0))
+    assert recent.between((11, 0), (13, 0)) == [("12-0", b"m12"), ("13-0", b"m13")]
+    assert recent.between((14, 0), (14, 0)) == []
+    assert not recent.covers((15, 0), (14, 0))  # ahead of the tail: ask Redis
+    small = Recent(10, max_bytes=5)
+    small.begin("1-0")
+    small.add("2-0", b"abc")
+    small.add("3-0", b"def")  # 6 bytes: 2-0 goes
+    assert not small.covers((1, 0), (3, 0)) and small.covers((2, 0), (3, 0))
