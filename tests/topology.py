@@ -6,6 +6,7 @@ settings so failover tests stay quick. Stopped by ``stop()``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -35,15 +36,16 @@ class Sentinel:
 
     def __init__(self, tmp: Path, replicas: int = 1):
         self.tmp = tmp
-        self.master = Redis(_subdir(tmp, "master"))
-        self.replicas = [Redis(_subdir(tmp, f"replica{i}"), "--replicaof", "127.0.0.1",
-                               str(self.master.port)) for i in range(replicas)]
-        self.sentinels = [self._sentinel(i) for i in range(3)]
+        with _stopped_on_failure():
+            self.master = Redis(_subdir(tmp, "master"))
+            self.replicas = [Redis(_subdir(tmp, f"replica{i}"), "--replicaof", "127.0.0.1",
+                                   str(self.master.port)) for i in range(replicas)]
+            self.sentinels = [self._sentinel(i) for i in range(3)]
+            self.wait_agreed(self.master.port, timeout=20)
         addresses = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         self.url = f"redis+sentinel://{addresses}/{SERVICE}/0"
         self.tcp = ",".join(f"tcp://127.0.0.1:{s.port}" for s in self.sentinels)
         self.php_env = {"DEMO_REDIS_MODE": "sentinel", "DEMO_SENTINEL_SERVICE": SERVICE}
-        self.wait_agreed(self.master.port, timeout=20)
 
     def _sentinel(self, index: int) -> Proc:
         port = free_port()
@@ -112,13 +114,14 @@ class Cluster:
 
     def __init__(self, tmp: Path, primaries: int = 3):
         self.tmp = tmp
-        self.nodes = [Redis(_subdir(tmp, f"node{i}"), "--cluster-enabled", "yes",
-                            "--cluster-config-file", "nodes.conf",
-                            "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
-                            "--cluster-port", str(free_port()),
-                            "--cluster-replica-validity-factor", "0")
-                      for i in range(primaries * 2)]
-        self._create()
+        with _stopped_on_failure():
+            self.nodes = [Redis(_subdir(tmp, f"node{i}"), "--cluster-enabled", "yes",
+                                "--cluster-config-file", "nodes.conf",
+                                "--cluster-node-timeout", str(CLUSTER_NODE_TIMEOUT_MS),
+                                "--cluster-port", str(free_port()),
+                                "--cluster-replica-validity-factor", "0")
+                          for i in range(primaries * 2)]
+            self._create()
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:3])
         self.url = f"redis+cluster://{seeds}"
         self.tcp = ",".join(f"tcp://127.0.0.1:{n.port}" for n in self.nodes)
@@ -214,6 +217,18 @@ class Cluster:
     def stop(self) -> None:
         for node in self.nodes:
             node.stop()
+
+
+@contextlib.contextmanager
+def _stopped_on_failure():
+    """A topology that fails to come up stops every process it started (no fixture will)."""
+    before = list(Proc.all)
+    try:
+        yield
+    except BaseException:
+        for proc in [p for p in Proc.all if p not in before]:
+            proc.stop()
+        raise
 
 
 def _linked(port: int) -> bool:
