@@ -28,10 +28,7 @@ from tests.harness import PHP_DEMO
 
 try:
     from selenium import webdriver
-    from selenium.common.exceptions import (
-        NoSuchElementException,
-        StaleElementReferenceException,
-    )
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.select import Select
@@ -125,18 +122,23 @@ class Browser:
     def count(self, css: str) -> int:
         return len(self.driver.find_elements(By.CSS_SELECTOR, css))
 
-    def text(self, css: str) -> str:
-        return self.element(css).text
+    def text(self, css: str) -> str | None:
+        """The element's visible text (None if absent), read by one script in the
+        page: a navigation between finding the element and reading it cannot
+        break the read ("Node ... does not belong to the document")."""
+        return self.driver.execute_script(
+            "const e = document.querySelector(arguments[0]);"
+            " return e === null ? null : e.innerText;", css)
 
     def wait_text(self, css: str, expected: str, timeout: float = 10.0) -> str:
         """Waits until the element's visible text contains ``expected``; returns the text."""
 
         def contains(driver):
             try:
-                text = driver.find_element(By.CSS_SELECTOR, css).text
-            except (NoSuchElementException, StaleElementReferenceException):
+                text = self.text(css)
+            except WebDriverException:   # the page is being replaced; poll again
                 return False
-            return text if expected in text else False
+            return text if text is not None and expected in text else False
 
         try:
             return self.wait(contains, timeout, f"{css} to contain {expected!r}")
