@@ -52,6 +52,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.children import Child, ChildFailed  # noqa: E402
+
 PHP_DEMO = ROOT / "php-demo"
 SOCKET_IO_CLIENT = PHP_DEMO / "public" / "vendor" / "socket.io.min.js"
 USERS = (("alice", 1), ("bob", 2), ("carol", 3))
@@ -150,77 +154,53 @@ def preflight(args: argparse.Namespace) -> list[str]:
 # -- processes ---------------------------------------------------------------------------
 
 
-class Child:
-    """A process in its own process group: Ctrl-C reaches only this script, which
-    then stops the children in order; ``stop()`` ends the whole group."""
+def start(started: list[Child], workdir: Path, name: str, argv: list[str], **env: str) -> Child:
+    """``argv`` in its own process group (Ctrl-C reaches only this script, which then
+    stops the children in order), its output in ``workdir``/``name``.log."""
+    child = Child(name, argv, workdir / f"{name}.log", env=env, cwd=ROOT)
+    started.append(child)
+    return child
 
-    def __init__(self, name: str, argv: list[str], *, env: dict | None = None,
-                 log: Path | None = None, show=None):
-        self.name, self.argv, self.log = name, argv, log
-        self.tail: list[str] = []
-        out = open(log, "ab") if log else subprocess.PIPE
-        self.popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True)
-        if log:
-            out.close()
-        else:
-            self.reader = threading.Thread(target=self._read, args=(show,), daemon=True)
-            self.reader.start()
 
-    def _read(self, show) -> None:
-        for raw in self.popen.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.tail = [*self.tail[-40:], line]
-            if show is None or show(line):
-                print(f"{self.name:>6} | {line}", flush=True)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        if self.log:
-            try:
-                return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-            except OSError:
-                return ""
-        if not self.alive():
-            self.reader.join(2)   # the last lines of a process that just exited
-        return "\n".join(self.tail)
-
-    def stop(self, deadline: float) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(deadline)
-            except subprocess.TimeoutExpired:
-                say(f"{self.name} did not stop within {deadline:g}s: killing it")
-            except ProcessLookupError:
-                pass
-        try:  # whatever is left of its group (php -S workers, for instance)
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            say(f"{self.name} (pid {self.popen.pid}) could not be stopped")
+def stop_child(child: Child) -> None:
+    child.stop(STOP_DEADLINE)
+    if child.forced:
+        say(f"{child.name} did not stop within {STOP_DEADLINE:g}s: killed it")
+    if child.alive():
+        say(f"{child.name} (pid {child.pid}) could not be stopped")
 
 
 def wait_for(child: Child, check, what: str, stop: threading.Event) -> None:
-    deadline = time.monotonic() + START_DEADLINE
-    while True:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        if not child.alive():
-            raise DemoError(f"{child.name} exited ({child.popen.returncode}) before {what}:\n"
-                            f"{child.output()}")
-        if check():
-            return
-        if time.monotonic() > deadline:
-            raise DemoError(f"{child.name}: no {what} within {START_DEADLINE:g}s:\n"
-                            f"{child.output()}")
-        stop.wait(0.1)
+    """``child.wait_for`` that also gives up when Ctrl-C or SIGTERM came."""
+    try:
+        child.wait_for(lambda: stop.is_set() or check(), START_DEADLINE, what)
+    except ChildFailed as exc:
+        raise DemoError(str(exc)) from None
+    if stop.is_set():
+        raise KeyboardInterrupt
+
+
+def follow(child: Child, show=None) -> threading.Thread:
+    """Print the lines of ``child``'s log that ``show`` accepts (all by default), as
+    they come, until the child has exited and its log is read."""
+
+    def run() -> None:
+        pending = ""
+        with open(child.log_path, errors="replace") as log:
+            while True:
+                pending += log.readline()
+                if pending.endswith("\n"):
+                    line, pending = pending.rstrip("\n"), ""
+                    if show is None or show(line):
+                        print(f"{child.name:>6} | {line}", flush=True)
+                elif not child.alive():
+                    return
+                else:
+                    time.sleep(0.1)
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+    return reader
 
 
 def redis_pong(port: int) -> bool:
@@ -256,19 +236,18 @@ def php_line_worth_showing(line: str) -> bool:
 
 
 def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
-        workdir: Path) -> int:
+        readers: list[threading.Thread], workdir: Path) -> int:
     daemon_cmd = preflight(args)
     redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
     php_url = f"http://127.0.0.1:{args.php_port}"
     daemon_url = f"http://127.0.0.1:{args.daemon_port}"
 
-    redis = Child("redis", ["redis-server", "--port", str(args.redis_port), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                  log=workdir / "redis.log")
-    started.append(redis)
+    redis = start(started, workdir, "redis", [
+        "redis-server", "--port", str(args.redis_port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(workdir)])
     wait_for(redis, lambda: redis_pong(args.redis_port), "PONG", stop)
 
-    daemon = Child("bridge", [
+    daemon = start(started, workdir, "bridge", [
         *daemon_cmd, "serve", "--port", str(args.daemon_port),
         "--admin-port", str(args.admin_port), "--redis-url", redis_url,
         # the page's origin, under both names a browser may use for it
@@ -278,17 +257,17 @@ def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
         "--presence-room", "lobby",             # the page's "Online now" list
         "--expose", "user.name,user.roles",     # what the page's whoami may show
         "--log-level", args.log_level])
-    started.append(daemon)
+    readers.append(follow(daemon))
     wait_for(daemon, lambda: http_status(f"http://127.0.0.1:{args.admin_port}/readyz"),
              "ready answer on /readyz", stop)
 
-    php = Child("php", ["php", "-S", f"127.0.0.1:{args.php_port}", "-t",
-                        str(PHP_DEMO / "public"), str(PHP_DEMO / "public" / "router.php")],
-                env={"DEMO_REDIS": f"tcp://127.0.0.1:{args.redis_port}",
-                     "DEMO_SOCKET_URL": f":{args.daemon_port}",
-                     "PHP_CLI_SERVER_WORKERS": "4"},   # a few tabs at once
-                show=php_line_worth_showing)
-    started.append(php)
+    php = start(started, workdir, "php", [
+        "php", "-S", f"127.0.0.1:{args.php_port}", "-t", str(PHP_DEMO / "public"),
+        str(PHP_DEMO / "public" / "router.php")],
+        DEMO_REDIS=f"tcp://127.0.0.1:{args.redis_port}",
+        DEMO_SOCKET_URL=f":{args.daemon_port}",
+        PHP_CLI_SERVER_WORKERS="4")   # a few tabs at once
+    readers.append(follow(php, php_line_worth_showing))
     wait_for(php, lambda: http_status(f"{php_url}/", b"Please log in"), "login page", stop)
 
     cli = daemon_cmd[0] if len(daemon_cmd) == 1 else f"{sys.executable} -m bridge"
@@ -318,7 +297,7 @@ def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
         for child in started:
             if not child.alive():
                 say(f"{child.name} exited unexpectedly ({child.popen.returncode}):",
-                    child.output())
+                    child.tail())
                 return 1
         stop.wait(0.5)
     return 0
@@ -334,10 +313,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     started: list[Child] = []
+    readers: list[threading.Thread] = []
     workdir = Path(tempfile.mkdtemp(prefix="session-bridge-demo-"))
     code = 1
     try:
-        code = run(args, stop, started, workdir)
+        code = run(args, stop, started, readers, workdir)
     except KeyboardInterrupt:
         code = 0
     except DemoError as exc:
@@ -347,7 +327,9 @@ def main(argv: list[str] | None = None) -> int:
         if started:
             say("", "stopping: " + ", ".join(child.name for child in reversed(started)))
         for child in reversed(started):   # php first, the daemon, Redis last
-            child.stop(STOP_DEADLINE)
+            stop_child(child)
+        for reader in readers:            # the last lines they logged
+            reader.join(2)
         shutil.rmtree(workdir, ignore_errors=True)
         if started:
             say("stopped.")
