@@ -5,7 +5,7 @@
     python bench/history.py --quick              # 1 run, small N: a smoke test
     python bench/history.py --only connect --runs 1
 
-The harness of bench/run.py (its classes, imported): a private redis-server,
+The harness of bench/run.py (bench/lib): a private redis-server,
 the daemon pinned to core 1, the Node generator (bench/loadgen.js) and redis
 on core 0, sessions written by PHP. One daemon, two publish modes taking
 turns (A/B/A/B...), so that noise from the shared machine hits both alike:
@@ -31,29 +31,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
-from run import (
-    CONCURRENCY,
-    OUT,
-    ROOT,
-    CpuWindow,
-    Generator,
-    MiniRedis,
-    Processes,
-    Server,
-    ensure_node_modules,
-    log,
-    median,
-    pct,
-    raise_fd_limit,
-    seed,
-    start_redis,
-    versions,
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.lib.loadgen import Generator  # noqa: E402
+from bench.lib.miniredis import MiniRedis  # noqa: E402
+from bench.lib.paths import OUT, ROOT  # noqa: E402
+from bench.lib.procstat import CpuWindow  # noqa: E402
+from bench.lib.results import command_line, entry, log, save  # noqa: E402
+from bench.lib.servers import Server  # noqa: E402
+from bench.lib.stack import Stack, start_redis  # noqa: E402
+from bench.lib.stats import median, pct  # noqa: E402
+from bench.lib.versions import versions  # noqa: E402
+from bench.scenarios.connect import CONCURRENCY  # noqa: E402
+from devtools.children import Children  # noqa: E402
 
 SCENARIOS = ("latency", "fanout", "connect", "memory")
 MODES = ("live", "history")
@@ -220,9 +215,9 @@ def used_memory(r: MiniRedis) -> int:
                     if line.startswith("used_memory:")))
 
 
-def memory_scenario(procs: Processes, count: int, size: int) -> dict:
+def memory_scenario(children: Children, count: int, size: int) -> dict:
     """Append ``count`` messages of ``size`` bytes with the script into an empty redis."""
-    proc, port = start_redis(procs, name="redis-memory")
+    proc, port = start_redis(children, name="redis-memory")
     r = MiniRedis(port)
     try:
         sha = r.command("SCRIPT", "LOAD", (ROOT / "bridge" / "lua" / "append.lua").read_text())
@@ -235,7 +230,7 @@ def memory_scenario(procs: Processes, count: int, size: int) -> dict:
                "bytes_per_event": round(usage / count, 1)}
     finally:
         r.close()
-        procs.stop(proc)
+        children.stop(proc)
     log(f"    memory: {count} events of {size} B: MEMORY USAGE {usage / 1024:.0f} KiB "
         f"({out['bytes_per_event']} B/event), used_memory "
         f"+{out['used_memory_delta_bytes'] / 1024:.0f} KiB, XLEN {out['xlen']}")
@@ -359,32 +354,26 @@ def sizes_for(quick: bool) -> dict:
     return {"small": 1000, "large": 10000, "fanout_reps": 5, "publishes": 500, "turns": 6}
 
 
-def one_run(wanted: set, args, procs: Processes, gen: Generator, redis_pid: int,
-            redis_port: int, sizes: dict, duration: float) -> dict:
+def one_run(wanted: set, args, stack: Stack, sizes: dict, duration: float) -> dict:
     run: dict = {}
     pool = 2 * sizes["large"]
     if wanted & {"latency", "fanout"}:
-        server = Server("daemon", procs, redis_port, args)
+        server = stack.server("daemon", args.daemon_cmd, args.daemon_arg)
         try:
-            pids = {"server": server.pid, "gen": gen.pid, "redis": redis_pid}
-            run.update(hold_scenarios(wanted, server, gen, pids, sizes))
+            run.update(hold_scenarios(wanted, server, stack.gen, stack.pids(server), sizes))
         finally:
             server.stop()
-            gen.call("release", keep=0)
+            stack.gen.call("release", keep=0)
     if "connect" in wanted:
-        server = Server("daemon", procs, redis_port, args)
+        server = stack.server("daemon", args.daemon_cmd, args.daemon_arg)
         try:
-            pids = {"server": server.pid, "gen": gen.pid, "redis": redis_pid}
-            run["connect"] = connect_ab(server, gen, pids, duration, pool, sizes["turns"])
+            run["connect"] = connect_ab(server, stack.gen, stack.pids(server), duration, pool,
+                                        sizes["turns"])
         finally:
             server.stop()
     if "memory" in wanted:
-        run["memory"] = memory_scenario(procs, MEMORY_EVENTS, MESSAGE_BYTES)
+        run["memory"] = memory_scenario(stack.children, MEMORY_EVENTS, MESSAGE_BYTES)
     return run
-
-
-def on_term(signum, frame):
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -393,39 +382,27 @@ def main(argv: list[str] | None = None) -> int:
     sizes = sizes_for(args.quick)
     runs = args.runs or (1 if args.quick else 3)
     duration = args.duration or 2.0
-    (OUT / "logs").mkdir(parents=True, exist_ok=True)
-    fds = raise_fd_limit()
-    procs = Processes(OUT / "logs")
-    signal.signal(signal.SIGTERM, on_term)
     results = {"started": time.strftime("%Y-%m-%d %H:%M:%S"), "sizes": sizes,
-               "command": " ".join(["python bench/history.py", *(argv or sys.argv[1:])]),
-               "duration_s": duration, "fd_limit": fds, "runs": []}
+               "command": command_line("bench/history.py", argv), "duration_s": duration,
+               "runs": []}
     log(f"history bench: {', '.join(s for s in SCENARIOS if s in wanted)}; {runs} run(s)")
+    stack = Stack(2 * sizes["large"])
     try:
-        ensure_node_modules()
-        redis, redis_port = start_redis(procs)
-        seeded = seed(redis_port, 2 * sizes["large"])
-        log(f"seeded {seeded['written']} PHP sessions")
-        gen = Generator(procs)
-        gen.call("redis", url=f"redis://127.0.0.1:{redis_port}/0")
+        results["fd_limit"] = stack.fds
+        log(f"seeded {stack.seeded['written']} PHP sessions")
         for rep in range(runs):
             log(f"run {rep + 1}")
-            results["runs"].append(one_run(wanted, args, procs, gen, redis.pid, redis_port,
-                                           sizes, duration))
-            (OUT / "history.json").write_text(json.dumps(results))
-        gen.call("quit")
+            results["runs"].append(one_run(wanted, args, stack, sizes, duration))
+            save(results, "history.json")
+        stack.quit()
     finally:
-        procs.stop_all()
+        stack.stop()
     results["versions"] = versions()
-    (OUT / "history.json").write_text(json.dumps(results))
+    save(results, "history.json")
     (OUT / "history.md").write_text(report(results))
     log(f"done: {OUT / 'history.md'}, {OUT / 'history.json'}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except KeyboardInterrupt:
-        print("interrupted; every process the bench started has been stopped", file=sys.stderr)
-        sys.exit(130)
+    entry(main)

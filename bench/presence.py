@@ -21,9 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -31,52 +28,21 @@ import time
 import urllib.request
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import free_port, wait_until  # noqa: E402
+from bench.lib.loadgen import Generator  # noqa: E402
+from bench.lib.paths import BENCH, ROOT  # noqa: E402
+from bench.lib.placement import LOAD_CORE, SERVER_CORE, placed  # noqa: E402
+from bench.lib.procstat import cpu_seconds, settle  # noqa: E402
+from bench.lib.stats import pct  # noqa: E402
+from devtools.children import Children, free_port, wait_until  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 DELAY = 3.0
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def start(argv, log: Path, core: int | None, **kwargs) -> subprocess.Popen:
-    if core is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(core), *argv]
-    return subprocess.Popen(argv, stderr=open(log, "ab"), start_new_session=True, **kwargs)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def ask(gen: subprocess.Popen, **cmd) -> dict:
-    gen.stdin.write(json.dumps(cmd) + "\n")
-    gen.stdin.flush()
-    answer = json.loads(gen.stdout.readline())
-    if not answer["ok"]:
-        raise RuntimeError(answer["error"])
-    return answer["result"]
-
-
 def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    value = pct(values, 100 * q)
+    return None if value is None else round(value, 1)
 
 
 def ready(admin_port: int) -> bool:
@@ -87,67 +53,86 @@ def ready(admin_port: int) -> bool:
         return False
 
 
-def run_mode(args, mode: str, workdir: Path) -> dict:
+def start_redis(children: Children, mode: str, workdir: Path):
+    """A private redis-server on core 0; a redis-py client of it."""
     import redis
 
-    procs = []
+    port = free_port()
+    children.start(f"redis-{mode}", placed(["redis-server", "--port", str(port), "--save", "",
+                                            "--appendonly", "no", "--dir", str(workdir)],
+                                           LOAD_CORE))
+    client = redis.Redis(port=port)
+    wait_until(lambda: _pong(client), 10, what="redis")
+    return client, port
+
+
+def seed(args, port: int, pool: int) -> None:
+    """The held users' sessions in ``--room``, the churning ones' in ``--churn-room``."""
+    for first, count, room in ((0, args.sockets, args.room),
+                               (args.sockets, pool - args.sockets, args.churn_room or args.room)):
+        subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
+                        str(count), room, str(args.groups), str(first)], check=True,
+                       capture_output=True)
+
+
+def start_daemon(children: Children, args, mode: str, redis_port: int):
+    """The daemon on core 1, with presence in ``presence`` mode; (child, its URL)."""
+    port, admin_port = free_port(), free_port()
+    extra = (["--presence-room", args.room.replace("{k}", "*"),
+              "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
+    daemon = children.start(f"daemon-{mode}", placed([
+        str(ROOT / ".venv" / "bin" / "session-bridge"), "serve", "--port", str(port),
+        "--admin-port", str(admin_port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
+        "--rooms-key", "rooms", "--handshake-rate", "0", "--log-level", "warning", *extra],
+        SERVER_CORE))
+    daemon.wait_for(lambda: ready(admin_port), 20, "ready answer on /readyz")
+    return daemon, f"http://127.0.0.1:{port}"
+
+
+def hold(gen: Generator, client, daemon, url: str, mode: str, sockets: int) -> dict:
+    """Hold ``sockets`` sockets; the daemon's CPU per connect, Redis memory."""
+    memory_before = client.info("memory")["used_memory"]
+    cpu_before = cpu_seconds(daemon.pid)
+    held = gen.call("hold", url=url, **{"from": 0, "to": sockets})
+    cpu_held = cpu_seconds(daemon.pid) - cpu_before
+    settle(daemon.pid)  # the joins' fan-outs done
+    cpu = cpu_seconds(daemon.pid) - cpu_before
+    return {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
+            "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
+            "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
+            "redis_used_memory_delta": client.info("memory")["used_memory"] - memory_before}
+
+
+def churn(gen: Generator, daemon, url: str, args, pool: int) -> dict:
+    """Joins and leaves of other users at ``--rate``; presence event latencies at socket 0."""
+    before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
+    seen = gen.call("churn", url=url, rate=args.rate, seconds=args.seconds,
+                    pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
+    wall = time.monotonic() - before[2]
+    out = summarize(seen)
+    out["daemon_cpu_share"] = round((cpu_seconds(daemon.pid) - before[0]) / wall, 3)
+    out["generator_cpu_share"] = round((cpu_seconds(gen.pid) - before[1]) / wall, 3)
+    out["loadavg"] = open("/proc/loadavg").read().split()[:3]
+    return out
+
+
+def run_mode(args, mode: str, workdir: Path) -> dict:
+    children = Children(workdir)
     try:
-        port = free_port()
-        procs.append(start(["redis-server", "--port", str(port), "--save", "", "--appendonly",
-                            "no", "--dir", str(workdir)], workdir / f"redis-{mode}.log", 0,
-                           stdout=subprocess.DEVNULL))
-        client = redis.Redis(port=port)
-        wait_until(lambda: _pong(client), 10, what="redis")
+        client, redis_port = start_redis(children, mode, workdir)
         pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10
-        for first, count, room in ((0, args.sockets, args.room),
-                                   (args.sockets, pool - args.sockets,
-                                    args.churn_room or args.room)):
-            subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
-                            str(count), room, str(args.groups), str(first)], check=True,
-                           capture_output=True)
-        daemon_port, admin_port = free_port(), free_port()
-        extra = (["--presence-room", args.room.replace("{k}", "*"),
-                  "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
-        daemon = start([str(ROOT / ".venv" / "bin" / "session-bridge"), "serve", "--port",
-                        str(daemon_port), "--admin-port", str(admin_port), "--redis-url",
-                        f"redis://127.0.0.1:{port}/0", "--rooms-key", "rooms",
-                        "--handshake-rate", "0", "--log-level", "warning", *extra],
-                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL)
-        procs.append(daemon)
-        wait_until(lambda: ready(admin_port), 20, what="daemon ready")
-        gen = start(["node", str(BENCH / "presence_load.js")], workdir / f"gen-{mode}.log", 0,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
-        procs.append(gen)
-        url = f"http://127.0.0.1:{daemon_port}"
-        memory_before = client.info("memory")["used_memory"]
-        cpu_before = cpu_seconds(daemon.pid)
-        held = ask(gen, cmd="hold", url=url, **{"from": 0, "to": args.sockets})
-        cpu_held = cpu_seconds(daemon.pid) - cpu_before
-        settle(daemon.pid)
-        cpu = cpu_seconds(daemon.pid) - cpu_before
-        result = {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
-                  "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
-                  "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
-                  "redis_used_memory_delta": client.info("memory")["used_memory"]
-                  - memory_before}
+        seed(args, redis_port, pool)
+        daemon, url = start_daemon(children, args, mode, redis_port)
+        gen = Generator(children, BENCH / "presence_load.js", f"gen-{mode}")
+        result = hold(gen, client, daemon, url, mode, args.sockets)
         if mode == "presence":
             result["presence_key_bytes"] = key_bytes(client)
             result["online"] = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
-            before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
-            churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
-                        pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
-            wall = time.monotonic() - before[2]
-            result["churn"] = summarize(churn)
-            result["churn"]["daemon_cpu_share"] = round(
-                (cpu_seconds(daemon.pid) - before[0]) / wall, 3)
-            result["churn"]["generator_cpu_share"] = round(
-                (cpu_seconds(gen.pid) - before[1]) / wall, 3)
-            result["churn"]["loadavg"] = open("/proc/loadavg").read().split()[:3]
-        ask(gen, cmd="quit")
+            result["churn"] = churn(gen, daemon, url, args, pool)
+        gen.call("quit")
         return result
     finally:
-        for proc in reversed(procs):
-            stop(proc)
+        children.stop_all(timeout=10)
 
 
 def _pong(client) -> bool:
@@ -155,18 +140,6 @@ def _pong(client) -> bool:
         return client.ping()
     except Exception:  # noqa: BLE001 - not up yet
         return False
-
-
-def settle(pid: int, quiet: float = 1.0, idle_share: float = 0.25, limit: float = 120.0) -> None:
-    """Wait until the daemon uses under ``idle_share`` of a core (the joins' fan-outs done)."""
-    deadline = time.monotonic() + limit
-    last = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = cpu_seconds(pid)
-        if now - last < idle_share * quiet:
-            return
-        last = now
 
 
 def key_bytes(client) -> int:
