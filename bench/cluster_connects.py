@@ -93,9 +93,11 @@ def one_run(kind: str, args) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3, help="single/cluster pairs (default 3)")
+    parser.add_argument("--duration", type=float, default=8.0,
+                        help="seconds of connects per topology and run (default 8)")
+    parser.add_argument("--sessions", type=int, default=2000,
+                        help="sessions seeded and cycled through (default 2000)")
     args = parser.parse_args()
     results = []
     for _ in range(args.runs):

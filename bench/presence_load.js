@@ -14,8 +14,8 @@
 'use strict';
 
 const crypto = require('crypto');
-const readline = require('readline');
 const { io } = require('socket.io-client');
+const { serve } = require('./commands');
 
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 const sid = (i) => crypto.createHash('md5').update(`presence-bench:${i}`).digest('hex');
@@ -106,17 +106,4 @@ const COMMANDS = {
   quit: async () => { for (const s of held.values()) s.disconnect(); setTimeout(() => process.exit(0), 50); return {}; },
 };
 
-const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
-lines.on('line', (line) => {
-  queue = queue.then(async () => {
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-      const result = await COMMANDS[cmd.cmd](cmd);
-      process.stdout.write(`${JSON.stringify({ ok: true, result })}\n`);
-    } catch (err) {
-      process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack) })}\n`);
-    }
-  });
-});
+serve(COMMANDS);

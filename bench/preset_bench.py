@@ -121,9 +121,12 @@ def table(best: dict, unit: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--connects", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="interleaved batches of decisions; the best counts (default 8)")
+    parser.add_argument("--calls", type=int, default=1000,
+                        help="Authenticator decisions per batch (default 1000)")
+    parser.add_argument("--connects", type=int, default=400,
+                        help="connects per round in the real daemons (default 400)")
     args = parser.parse_args()
     started: list = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,6 +39,31 @@ class Proc(Child):
         return super().stop(timeout)
 
 
+def running(proc):
+    """A fixture's body for one process: ``proc`` to the test, stopped after it
+    (``yield from harness.running(harness.Redis(tmp))``)."""
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def starter(make):
+    """A fixture's body for processes a test starts itself: yields ``start(...)``,
+    which returns ``make(...)``; stops what it started, newest first, after the test."""
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(make(*args, **kwargs))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for proc in reversed(started):
+            proc.stop()
+
+
 class Redis(Proc):
     """A private redis-server on a free port, keeping nothing on disk."""
 

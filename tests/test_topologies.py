@@ -28,16 +28,12 @@ USERS = ("alice", "bob", "carol", "dave")
 
 @pytest.fixture
 def cluster(tmp):
-    nodes = topology.Cluster(tmp)
-    yield nodes
-    nodes.stop()
+    yield from harness.running(topology.Cluster(tmp))
 
 
 @pytest.fixture
 def sentinel(tmp):
-    group = topology.Sentinel(tmp)
-    yield group
-    group.stop()
+    yield from harness.running(topology.Sentinel(tmp))
 
 
 def logins_on_every_shard(php, cluster, prefix: str = "") -> dict[int, object]:
