@@ -68,12 +68,16 @@ class Child:
         self.name, self.argv, self.log_path = name, argv, Path(log_path)
         self.forced = False  # stop() had to SIGKILL it
         self._log = open(self.log_path, "ab")
-        self.popen = subprocess.Popen(
-            argv, stderr=self._log if pipe else subprocess.STDOUT,
-            stdout=subprocess.PIPE if pipe else self._log,
-            stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
-            text=pipe or None, bufsize=1 if pipe else -1,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+        try:
+            self.popen = subprocess.Popen(
+                argv, stderr=self._log if pipe else subprocess.STDOUT,
+                stdout=subprocess.PIPE if pipe else self._log,
+                stdin=subprocess.PIPE if pipe else subprocess.DEVNULL,
+                text=pipe or None, bufsize=1 if pipe else -1,
+                env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+        except OSError:  # no such program, say: nothing runs, nothing stays open
+            self._log.close()
+            raise
         self.pid = self.popen.pid
 
     def log(self) -> str:

@@ -12,7 +12,12 @@ bench/run.py (``make bench``), each against the daemon and the Node peer:
 - ``daemon_profile``: py-spy on the daemon during connect-ws.
 
 bench/side_loads.py: ``writes`` (with its helper program ``writer``),
-``flood`` (with ``probe``), ``allocations`` (tracemalloc).
+``flood`` (with ``probe``), ``allocations`` (tracemalloc); the helper
+programs are in bench/programs.
+
+bench/history.py (also ``make bench``): ``history_publish`` (latency and
+fan-out, live against history), ``history_connect`` (connects with and
+without ``since``), ``history_memory``; ``history_report`` writes its tables.
 
 A new scenario: a module here with a function taking the stack, the server
 and its sizes, returning its figures; called from the entry script that
