@@ -2,12 +2,16 @@
 server under test, the Node load generator, helper programs), CPU and memory
 from /proc, statistics, and where results go.
 
-Modules: ``paths`` (where things are), ``placement`` (cores, nice),
-``procstat`` (/proc CPU and RSS), ``stats`` (percentiles, medians, cells),
-``miniredis`` (RESP without a dependency), ``loadgen`` (the Node generator),
-``servers`` (the daemon or the Node peer), ``stack`` (redis + sessions +
-generator, started and stopped together), ``helpers`` (Python helper
-programs speaking JSON lines), ``pyspy`` (profiles), ``versions`` (what
-ran), ``results`` (logging, saving, the entry-point wrapper), ``daemon_at``
-(the daemon of a given commit).
+- ``paths``: where things are and where results go; ``placement``: cores, nice;
+- ``stack``: redis + PHP-seeded sessions + generator, started and stopped
+  together (processes through devtools.children); ``servers``: the daemon or
+  the Node peer; ``loadgen``: the Node generator's protocol; ``helpers``:
+  Python helper programs speaking JSON lines; ``miniredis``: RESP without a
+  dependency; ``sessions``: the seeded session ids;
+- ``procstat``: /proc CPU and RSS, CPU windows, waiting for idle; ``stats``:
+  percentiles, medians, table cells; ``pyspy``: profiles;
+- ``results``: progress lines, result files, the entry-point wrapper;
+  ``versions``: what ran; ``run_report`` and ``plots``: bench/run.py's report;
+- ``daemon_at`` and ``daemon_hooks``: the daemon of a given commit, with or
+  without measuring hooks.
 """
