@@ -178,6 +178,14 @@ def _pooled_get(pool, key: str) -> bytes | None:
         pool.release(conn)
 
 
+def _answer_or_error(value):
+    if isinstance(value, redis.ResponseError):
+        return NotAString(str(value)) if _wrong_type(value) else StoreUnavailable(str(value))
+    if isinstance(value, Exception):  # a pipeline's connection error in a key's place
+        return StoreUnavailable(str(value) or type(value).__name__)
+    return value
+
+
 class SessionStore:
     """Reads PHP sessions stored as one Redis string per session."""
 
@@ -219,6 +227,28 @@ class SessionStore:
             raise StoreUnavailable(str(exc)) from None
         except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+
+    def get_many(self, session_ids: list[str]) -> list[bytes | None | Exception]:
+        """The raw values of several sessions in one round trip (a pipeline of GETs: on
+        a cluster the keys may be in different slots, so one GET each there). In a
+        key's place: NotAString for a key of another type, StoreUnavailable for any
+        other error answer; StoreUnavailable is raised when Redis does not answer."""
+        if is_cluster(self.client):
+            return [self._get_or_error(session_id) for session_id in session_ids]
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for session_id in session_ids:
+                    pipe.get(self.key(session_id))
+                values = pipe.execute(raise_on_error=False)
+        except FAILURES as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        return [_answer_or_error(value) for value in values]
+
+    def _get_or_error(self, session_id: str) -> bytes | None | Exception:
+        try:
+            return self.get(session_id)
+        except (NotAString, StoreUnavailable) as exc:
+            return exc
 
     def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
         """The raw value and its TTL in seconds (None: missing or no expiry)."""
