@@ -193,6 +193,9 @@ class SessionStore:
         self.client = client
         self.prefix = prefix
         self.db = db
+        # Asked on every handshake; isinstance against RedisCluster goes through
+        # typing's Protocol check (2% of a connect's CPU, bench/RESULTS.md).
+        self.sharded = is_cluster(client)
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
@@ -210,7 +213,7 @@ class SessionStore:
         refreshes its slot map.
         """
         key = self.key(session_id)
-        if not is_cluster(self.client):
+        if not self.sharded:
             return _pooled_get(self.client.connection_pool, key)
         try:
             node = self.client.get_node_from_key(key)
@@ -233,7 +236,7 @@ class SessionStore:
         a cluster the keys may be in different slots, so one GET each there). In a
         key's place: NotAString for a key of another type, StoreUnavailable for any
         other error answer; StoreUnavailable is raised when Redis does not answer."""
-        if is_cluster(self.client):
+        if self.sharded:
             return [self._get_or_error(session_id) for session_id in session_ids]
         try:
             with self.client.pipeline(transaction=False) as pipe:
