@@ -102,7 +102,7 @@ def main() -> int:
             "median_p99_ms": statistics.median(f["p99_ms"] for f in figs),
             "median_noise_cpu_pct": statistics.median(f["noise_cpu_pct"] for f in figs),
             f"median_cpu_ratio_to_{first}": round(statistics.median(ratios), 4),
-            "errors": sum(f["errors"] for f in figs)}
+            "errors": sum(sum(f["errors"].values()) for f in figs)}
         print(f"{name:>10}: " + " ".join(f"{k}={v:g}" for k, v in summary[name].items()))
     path = run.OUT / f"ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"variants": dict(variants), "transport": args.transport,
