@@ -20,6 +20,8 @@ Pieces:
          sessions
   parser redis-py's reply parser for the session GET: its pure-Python RESP3
          parser against hiredis (when installed)
+  batch  K concurrent handshakes' session GETs: one pooled GET each against
+         ``store.GetBatch`` (only when named: it monkey-patches with eventlet)
 """
 
 from __future__ import annotations
@@ -185,11 +187,42 @@ def parser() -> dict:
         server.stop()
 
 
-PIECES = {"head": head, "recheck": recheck, "parser": parser}
+def batch() -> dict:
+    """K handshakes' session GETs in the same turn of the event loop, each from its own
+    greenlet: one pooled GET each (``_pooled_get``) against ``GetBatch`` (run alone,
+    under eventlet's monkey patching, as the daemon runs)."""
+    import eventlet
+    import eventlet.event
+
+    from bridge.store import SessionStore, open_redis
+
+    server = PrivateRedis()
+    out = {}
+    try:
+        ids = seed(server.url, 50)
+        single = SessionStore(open_redis(server.url, 1.0), "")
+        batched = SessionStore(open_redis(server.url, 1.0), "")
+        batched.batch_gets(eventlet.spawn_n, eventlet.event.Event)
+        for k in (1, 5, 20):
+            def turn(store, k=k):
+                threads = [eventlet.spawn(store.get, ids[i]) for i in range(k)]
+                assert all(t.wait() is not None for t in threads)
+            out[k] = compare(f"{k} concurrent session GETs (one by one -> batched)",
+                             lambda turn=turn: turn(single), lambda turn=turn: turn(batched),
+                             40, f"{k} GETs")
+        return out
+    finally:
+        server.stop()
+
+
+PIECES = {"head": head, "recheck": recheck, "parser": parser, "batch": batch}
 
 
 def main(argv: list[str]) -> int:
-    for name in argv or list(PIECES):
+    if "batch" in argv:
+        import eventlet
+        eventlet.monkey_patch()
+    for name in argv or [p for p in PIECES if p != "batch"]:
         PIECES[name]()
     return 0
 

@@ -16,6 +16,7 @@ import gc
 import socket
 
 import eventlet
+import eventlet.event
 import eventlet.hubs
 import eventlet.wsgi
 
@@ -38,6 +39,16 @@ class EventletRuntime:
     @staticmethod
     def spawn(function, *args, **kwargs):
         return eventlet.spawn(function, *args, **kwargs)
+
+    @staticmethod
+    def start(function, *args) -> None:
+        """Run ``function`` in a greenlet of its own once the current ones yield."""
+        eventlet.spawn_n(function, *args)
+
+    @staticmethod
+    def waiter():
+        """A one-shot hand-over between greenlets: ``send(value)`` once, ``wait()``."""
+        return eventlet.event.Event()
 
     @staticmethod
     def pause() -> None:
