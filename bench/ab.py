@@ -3,7 +3,8 @@
 
     python bench/ab.py --bursts 12 \\
         base=".venv/bin/python bench/side_loads.py daemon-at 1396fe8" \\
-        lean=".venv/bin/python bench/side_loads.py daemon-at HEAD"
+        lean=".venv/bin/python bench/side_loads.py daemon-at HEAD" \\
+        node=peer          # the command "peer": the Node peer of bench/peers/node
 
 On a shared machine, runs minutes apart see different neighbours. Here one
 redis-server (seeded by PHP, as ``bench/run.py`` does) and every variant's
@@ -76,7 +77,8 @@ def main() -> int:
         servers = {}
         for name, command in variants:
             options = argparse.Namespace(daemon_cmd=command, daemon_arg=[])
-            servers[name] = run.Server("daemon", procs, redis_port, options)
+            kind = "peer" if command == "peer" else "daemon"
+            servers[name] = run.Server(kind, procs, redis_port, options)
             gen.call("connect_loop", url=servers[name].url, transport=args.transport,
                      concurrency=run.CONCURRENCY, duration=1.0, mode="auth",
                      sessions=SESSIONS)  # warm-up
