@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import statistics
 import sys
 import time
@@ -67,6 +68,11 @@ def main() -> int:
     (run.OUT / "logs").mkdir(exist_ok=True)
     run.raise_fd_limit()
     procs = run.Processes(run.OUT / "logs")
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt  # so that finally: stops every child
+
+    signal.signal(signal.SIGTERM, on_term)
     runs: dict[str, list[dict]] = {name: [] for name, _ in variants}
     try:
         run.ensure_node_modules()
