@@ -104,6 +104,24 @@ class Sentinel:
         with self.master.client() as client:
             client.execute_command("WAIT", len(self.replicas), 5000)
 
+    def wait_linked(self, timeout: float = 20) -> None:
+        """Every replica left follows the master (the sentinels re-point them after a failover)."""
+        def linked():
+            info = _answers(self.master.port, "INFO", "replication") or {}
+            return (info.get("role") == "master"
+                    and int(info.get("connected_slaves", 0)) >= len(self.replicas))
+        wait_until(linked, timeout, 0.05, what="replicas following the master")
+
+    def cut_replication(self) -> None:
+        """The replicas stop receiving the master's writes and cannot resync (the
+        master refuses them the replication commands), while every other client
+        goes on: what a replica lagging behind looks like at the moment of a crash."""
+        with self.master.client() as client:
+            client.execute_command("ACL", "SETUSER", "default", "-psync", "-sync", "-replconf")
+            client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        wait_until(lambda: int((_answers(self.master.port, "INFO", "replication") or {}).get(
+            "connected_slaves", 1)) == 0, 5, 0.02, what="replicas cut off")
+
     def stop(self) -> None:
         for proc in [*self.sentinels, *self.replicas, self.master]:
             proc.stop()
