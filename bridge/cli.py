@@ -192,8 +192,8 @@ def _emit(cfg, args: argparse.Namespace) -> int:
         position = components.appender(cfg).append(message, key)
     except NotReplicated as exc:
         raise _Failure(f"published at {exc.position}, but not acknowledged by a replica "
-                       f"({exc}): it may be lost in a failover; retry with an "
-                       "--idempotency-key") from None
+                       f"({exc}): it may be lost in a failover; retry it with the same "
+                       "--idempotency-key (publishes it once)") from None
     except HistoryUnavailable as exc:
         raise _Failure(f"cannot publish to Redis: {exc}") from None
     print(position)
