@@ -174,7 +174,7 @@ def _inspect(cfg, session_id: str) -> int:
 
 def _emit(cfg, args: argparse.Namespace) -> int:
     from bridge import components, events
-    from bridge.history import MAX_KEY_LENGTH, HistoryUnavailable, NotReplicated
+    from bridge.history import MAX_KEY_BYTES, HistoryUnavailable, NotReplicated
 
     try:
         data = json.loads(args.data)
@@ -186,8 +186,8 @@ def _emit(cfg, args: argparse.Namespace) -> int:
     except events.BadMessage as exc:
         raise _Failure(f"cannot publish: {exc}", EX_USAGE) from None
     key = args.idempotency_key
-    if key is not None and not 0 < len(key) <= MAX_KEY_LENGTH:
-        raise _Failure(f"--idempotency-key must be 1 to {MAX_KEY_LENGTH} characters", EX_USAGE)
+    if key is not None and not 0 < len(key.encode("utf-8", "surrogateescape")) <= MAX_KEY_BYTES:
+        raise _Failure(f"--idempotency-key must be 1 to {MAX_KEY_BYTES} bytes", EX_USAGE)
     try:
         position = components.appender(cfg).append(message, key)
     except NotReplicated as exc:

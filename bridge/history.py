@@ -39,7 +39,7 @@ DEFAULT_SECONDS = 300.0
 ZERO = "0-0"
 FIELD = b"m"
 KEY_FIELD = b"k"  # the idempotency key an entry was appended with
-MAX_KEY_LENGTH = 200
+MAX_KEY_BYTES = 200  # an idempotency key's (the PHP Emitter's limit too)
 REPLICA_TIMEOUT = 1.0  # seconds an append waits for its replicas
 _POSITION = re.compile(r"(\d{1,20})-(\d{1,20})")
 
@@ -137,15 +137,18 @@ class History:
             args.append(key)
         position = _text(self._call(self._append, keys, args))
         if self.replicas > 0:
-            timeout_ms = max(1, int(self.replica_timeout * 1000))
-            try:
-                acked = int(self.client.execute_command("WAIT", self.replicas, timeout_ms))
-            except redis.RedisError as exc:
-                raise NotReplicated(f"no answer to WAIT: {exc}", position) from None
-            if acked < self.replicas:
-                raise NotReplicated(f"{acked} of {self.replicas} replicas acknowledged "
-                                    f"within {self.replica_timeout:g} s", position)
+            self._await_replicas(position)
         return position
+
+    def _await_replicas(self, position: str) -> None:
+        timeout_ms = max(1, int(self.replica_timeout * 1000))
+        try:
+            acked = int(self.client.execute_command("WAIT", self.replicas, timeout_ms))
+        except redis.RedisError as exc:
+            raise NotReplicated(f"no answer to WAIT: {exc}", position) from None
+        if acked < self.replicas:
+            raise NotReplicated(f"{acked} of {self.replicas} replicas acknowledged "
+                                f"within {self.replica_timeout:g} s", position)
 
     def position(self) -> str:
         return _text(self._call(self._position, [self.keys.stream], []))
