@@ -344,13 +344,21 @@ class SocketLayer:
         """The sockets that ``message`` would reach now."""
         if message.disconnect_user is not None:
             return frozenset(self.registry.sockets_of_user(str(message.disconnect_user)))
-        target, _ = _target(message)
-        return frozenset(self.sio.manager.rooms.get("/", {}).get(target, ()))
+        return self._members(_target(message)[0])
+
+    def _members(self, room: str | None) -> frozenset[str]:
+        """The sockets in ``room`` (None: every socket)."""
+        return frozenset(self.sio.manager.rooms.get("/", {}).get(room, ()))
 
     def _send(self, message: Message, position: str, to: str | None,
               skip: frozenset[str] = frozenset()) -> None:
-        self.sio.emit(message.event, (message.data, position), to=to,
-                      skip_sid=list(skip) if skip else None)
+        if not skip:
+            self.sio.emit(message.event, (message.data, position), to=to)
+            return
+        # The retry of an event a failover lost: to the few sockets that came since
+        # (python-socketio's skip_sid is a list, scanned once per socket of the room).
+        for sid in self._members(to) - skip:
+            self.sio.emit(message.event, (message.data, position), to=sid)
 
     def close_transport_of(self, sid: str) -> None:
         """Drop one socket's connection without a disconnect: its client reconnects."""
