@@ -91,6 +91,13 @@ class _InOrderEngineIO(engineio.Client):
             kwargs["run_async"] = False
         return super()._trigger_event(event, *args, **kwargs)
 
+    def disconnect(self, abort=False, reason=None):
+        """A server's DISCONNECT is now handled in the reading thread, which cannot
+        wait for itself to end (it ends once this returns)."""
+        if self.read_loop_task is threading.current_thread():
+            abort = True
+        return super().disconnect(abort=abort, reason=reason)
+
 
 class _InOrderClient(socketio.Client):
     def _engineio_client_class(self):
