@@ -65,6 +65,10 @@ class Publisher:
         """seq -> position, for every event the Emitter returned a position for."""
         return {int(row[0]): row[2] for row in self.rows() if len(row) == 4 and row[1] == "ok"}
 
+    def replicas(self) -> int:
+        """How many replicas the Emitter waits for (by default on a Sentinel client)."""
+        return next(int(row[2]) for row in self.rows() if row[:2] == ["#", "replicas"])
+
     def failures(self) -> list[tuple[int, str]]:
         return [(int(row[0]), " ".join(row[2:])) for row in self.rows() if row[1] == "failed"]
 
@@ -279,6 +283,7 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     # during and after the failover, retrying each until the Emitter acknowledges it.
     publisher = failover_publishers(sentinel, USER_IDS, PUBLISH_RATE)
     publisher.wait_for(20)
+    assert publisher.replicas() == 1
     churn = Churn(php, daemon, clients)
     churn.start()
     harness.wait_until(lambda: churn.rounds >= 2, 20, what="churn running")

@@ -8,7 +8,8 @@
  *
  * SENTINELS: comma list of tcp:// URIs; USERS: comma list of user ids. Event
  * n is "tick" {"seq": n} to USERS[n % count], with idempotency key "tick-n",
- * at RATE per second. Prints "n ok POSITION ATTEMPTS" once n is acknowledged,
+ * at RATE per second. Prints "# replicas N" (how many each event waits for),
+ * then "n ok POSITION ATTEMPTS" once n is acknowledged,
  * "n failed WHY" for each failed attempt (then retries n, the same key), and
  * stops at SIGTERM once the event in hand is acknowledged (or after 30 s of
  * failing: "n gave-up").
@@ -29,6 +30,7 @@ $client = new Predis\Client(explode(',', $sentinels), [
 ]);
 $client->getConnection()->setRetryLimit(0);  // every failure surfaces here, to be retried below
 $emitter = new SessionBridge\Emitter($client);
+echo '# replicas ', $emitter->replicas(), "\n";  // 1: a Sentinel client waits for a replica
 $users = array_map(fn ($id) => ctype_digit($id) ? (int) $id : $id, explode(',', $users));
 $interval = 1.0 / (float) $rate;
 $next = microtime(true);
