@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     target = emit.add_mutually_exclusive_group()
     target.add_argument("--user", metavar="ID", help="every socket of this user")
     target.add_argument("--room", metavar="NAME", help="every socket in this room")
+    emit.add_argument("--idempotency-key", metavar="KEY",
+                      help="retrying with the same KEY (within history_seconds) publishes "
+                           "the event once")
     emit.add_argument("event", metavar="EVENT")
     emit.add_argument("data", metavar="JSON", nargs="?", default="null",
                       help="the event's data as JSON (default: null)")
@@ -171,7 +174,7 @@ def _inspect(cfg, session_id: str) -> int:
 
 def _emit(cfg, args: argparse.Namespace) -> int:
     from bridge import components, events
-    from bridge.history import HistoryUnavailable
+    from bridge.history import MAX_KEY_BYTES, HistoryUnavailable, NotReplicated
 
     try:
         data = json.loads(args.data)
@@ -182,8 +185,15 @@ def _emit(cfg, args: argparse.Namespace) -> int:
         message = events.encode(args.event, data, user=user, room=args.room)
     except events.BadMessage as exc:
         raise _Failure(f"cannot publish: {exc}", EX_USAGE) from None
+    key = args.idempotency_key
+    if key is not None and not 0 < len(key.encode("utf-8", "surrogateescape")) <= MAX_KEY_BYTES:
+        raise _Failure(f"--idempotency-key must be 1 to {MAX_KEY_BYTES} bytes", EX_USAGE)
     try:
-        position = components.history(cfg, max_connections=1).append(message)
+        position = components.appender(cfg).append(message, key)
+    except NotReplicated as exc:
+        raise _Failure(f"published at {exc.position}, but not acknowledged by a replica "
+                       f"({exc}): it may be lost in a failover; retry it with the same "
+                       "--idempotency-key (publishes it once)") from None
     except HistoryUnavailable as exc:
         raise _Failure(f"cannot publish to Redis: {exc}") from None
     print(position)

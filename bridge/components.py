@@ -6,10 +6,10 @@ configuration is turned into the explicit arguments the lower layers take.
 
 from __future__ import annotations
 
-from bridge import frameworks
+from bridge import frameworks, topology
 from bridge.auth import Authenticator
 from bridge.config import app_key_bytes
-from bridge.history import History
+from bridge.history import REPLICA_TIMEOUT, History
 from bridge.store import SessionStore, database_number, open_redis
 
 
@@ -53,3 +53,14 @@ def history(config, max_connections: int = 64) -> History:
     client = open_redis(events_url(config), config.redis_timeout, max_connections)
     return History(client, config.channel, size=config.history_size,
                    seconds=config.history_seconds)
+
+
+def appender(config) -> History:
+    """The history as ``session-bridge emit`` appends to it: on one connection (its
+    WAIT covers that connection's writes), waiting for one replica when the events'
+    Redis is a Sentinel master (bridge.history: durability)."""
+    sentinel = topology.kind_of(events_url(config)) == topology.SENTINEL
+    client = open_redis(events_url(config), config.redis_timeout + REPLICA_TIMEOUT, 1)
+    return History(client, config.channel, size=config.history_size,
+                   seconds=config.history_seconds, replicas=1 if sentinel else 0,
+                   replica_timeout=REPLICA_TIMEOUT)

@@ -71,7 +71,8 @@ class Daemon:
         self.history = components.history(c)
         self.tail = Tail(
             history=components.history(c, max_connections=2),
-            deliver=lambda message, position: self.sockets.deliver(message, position),
+            deliver=lambda message, position, skip: self.sockets.deliver(message, position, skip),
+            audience=lambda message: self.sockets.audience(message),
             dropped=self._dropped, sleep=rt.sleep, block_seconds=min(0.5, c.redis_timeout / 2))
         cursor = lambda: self.tail.cursor  # noqa: E731
         self.sockets = SocketLayer(

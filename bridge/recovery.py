@@ -121,11 +121,19 @@ class Recovery:
 
     def _from(self, position: str, user: str, pid: str | None) -> Plan:
         at = parse_position(position)
-        if at is None or not (self._recent_covers(at) or self.history.window().covers(at)):
+        if at is None or not (self._recent_covers(at) or self._history_covers(at, position)):
             return Plan(pid=self.signer().issue(user, self.cursor() or "0-0"), resync=True)
         return Plan(pid=pid or self.signer().issue(user, position), since=position,
                     recovered=pid is not None)
 
+    def _history_covers(self, at: tuple[int, int], position: str) -> bool:
+        """The stream holds everything after ``at``, and ``at`` is one of its positions:
+        a position that a failover lost (the promoted replica never had it) is
+        unknown, as the new master may number its own entries before it."""
+        window = self.history.window()
+        if not window.covers(at):
+            return False
+        return at in (window.trimmed, (0, 0)) or self.history.holds(position)
 
     def _recent_covers(self, at: tuple[int, int]) -> bool:
         """The tail remembers every entry after ``at``: no need to ask Redis."""

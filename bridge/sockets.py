@@ -323,8 +323,9 @@ class SocketLayer:
             self.sio.disconnect(sid)
             self.metrics.sessions_ended.labels(reason).inc()
 
-    def deliver(self, message: Message, position: str | None = None) -> None:
-        """Route one published message to this daemon's sockets.
+    def deliver(self, message: Message, position: str | None = None,
+                skip: frozenset[str] = frozenset()) -> None:
+        """Route one published message to this daemon's sockets (but those in ``skip``).
 
         Every event carries a position as its last argument (Socket.IO's
         recovery offset): its own, or for a raw PUBLISH (no position) the
@@ -332,19 +333,32 @@ class SocketLayer:
         """
         if message.disconnect_user is not None:
             user = str(message.disconnect_user)
-            self.end_session_sockets(self.registry.sockets_of_user(user), REVOKED)
+            sids = [sid for sid in self.registry.sockets_of_user(user) if sid not in skip]
+            self.end_session_sockets(sids, REVOKED)
             return
-        if message.user is not None:
-            target, kind = user_room(str(message.user)), "user"
-        elif message.room is not None:
-            target, kind = message.room, "room"
-        else:
-            target, kind = None, "all"
-        self._send(message, position or self.cursor() or ZERO, target)
+        target, kind = _target(message)
+        self._send(message, position or self.cursor() or ZERO, target, skip)
         self.metrics.events_delivered.labels(kind).inc()
 
-    def _send(self, message: Message, position: str, to: str | None) -> None:
-        self.sio.emit(message.event, (message.data, position), to=to)
+    def audience(self, message: Message) -> frozenset[str]:
+        """The sockets that ``message`` would reach now."""
+        if message.disconnect_user is not None:
+            return frozenset(self.registry.sockets_of_user(str(message.disconnect_user)))
+        return self._members(_target(message)[0])
+
+    def _members(self, room: str | None) -> frozenset[str]:
+        """The sockets in ``room`` (None: every socket)."""
+        return frozenset(self.sio.manager.rooms.get("/", {}).get(room, ()))
+
+    def _send(self, message: Message, position: str, to: str | None,
+              skip: frozenset[str] = frozenset()) -> None:
+        if not skip:
+            self.sio.emit(message.event, (message.data, position), to=to)
+            return
+        # The retry of an event a failover lost: to the few sockets that came since
+        # (python-socketio's skip_sid is a list, scanned once per socket of the room).
+        for sid in self._members(to) - skip:
+            self.sio.emit(message.event, (message.data, position), to=sid)
 
     def close_transport_of(self, sid: str) -> None:
         """Drop one socket's connection without a disconnect: its client reconnects."""
@@ -374,6 +388,15 @@ class SocketLayer:
             transport = engine.sockets.pop(eio_sid, None)
             if transport is not None:
                 transport.close(wait=False, abort=True)
+
+
+def _target(message: Message) -> tuple[str | None, str]:
+    """The room an event goes to (None: every socket) and its kind for the metrics."""
+    if message.user is not None:
+        return user_room(str(message.user)), "user"
+    if message.room is not None:
+        return message.room, "room"
+    return None, "all"
 
 
 def _rooms_of(identity: Identity) -> frozenset[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 
+import engineio
 import socketio
 
 
@@ -78,6 +79,31 @@ class Conn:
         return self.client.connected
 
 
+class _InOrderEngineIO(engineio.Client):
+    """Hands each message on in the thread that read it, in arrival order.
+
+    python-engineio's client starts a thread per message, so on a busy machine
+    two events can reach the handlers swapped, which would read as the daemon
+    breaking publish order."""
+
+    def _trigger_event(self, event, *args, **kwargs):
+        if event == "message":
+            kwargs["run_async"] = False
+        return super()._trigger_event(event, *args, **kwargs)
+
+    def disconnect(self, abort=False, reason=None):
+        """A server's DISCONNECT is now handled in the reading thread, which cannot
+        wait for itself to end (it ends once this returns)."""
+        if self.read_loop_task is threading.current_thread():
+            abort = True
+        return super().disconnect(abort=abort, reason=reason)
+
+
+class _InOrderClient(socketio.Client):
+    def _engineio_client_class(self):
+        return _InOrderEngineIO
+
+
 class Clients:
     """Opens clients and closes them all at teardown."""
 
@@ -87,8 +113,8 @@ class Clients:
     def connect(self, url: str, cookie: str | None = None, transport: str = "websocket",
                 headers: dict | None = None, reconnection: bool = False,
                 timeout: float = 5.0, auth: dict | None = None) -> Conn:
-        client = socketio.Client(reconnection=reconnection, reconnection_delay=0.2,
-                                 reconnection_delay_max=0.5, request_timeout=timeout)
+        client = _InOrderClient(reconnection=reconnection, reconnection_delay=0.2,
+                                reconnection_delay_max=0.5, request_timeout=timeout)
         conn = Conn(client)
         errors = []
         client.on("*", conn._record)

@@ -259,3 +259,52 @@ def test_a_refused_connect_with_since_is_still_refused(php, daemon, clients):
     with pytest.raises(Refused) as refused:
         clients.connect(daemon.url, "PHPSESSID=nosuchsession0000", auth={"since": "0-0"})
     assert refused.value.reason == "session_not_found"
+
+
+def php_run(redis, code: str) -> subprocess.CompletedProcess:
+    """Runs PHP code with ``$e``, an Emitter on a Predis client of ``redis``."""
+    prelude = ('require "' + str(harness.PHP_DEMO / "src" / "autoload.php") + '";'
+               '$e = new SessionBridge\\Emitter(new Predis\\Client("' + redis.tcp + '"));')
+    return subprocess.run(["php", "-r", prelude + code], capture_output=True, text=True,
+                          timeout=30)
+
+
+def test_an_idempotency_key_publishes_an_event_once(php, redis_server, daemon, clients,
+                                                    alice):
+    """A retry with the same key (PHP's or the shell's) returns the first position."""
+    conn = clients.connect(daemon.url, cookie_of(alice))
+    twice = php_run(redis_server, 'foreach ([1, 2] as $try) {'
+                    ' echo $e->toUser(1)->emit("n", 1, "order-7"), "\\n"; }')
+    assert twice.returncode == 0, twice.stderr
+    first, again = twice.stdout.split()
+    cli = [harness.run_cli("emit", "--redis-url", redis_server.url, "--user", "1",
+                           "--idempotency-key", "order-7", "n", "1") for _ in range(2)]
+    assert [done.stdout.strip() for done in cli] == [first, first] and again == first
+    emit(redis_server, "--user", "1", "n", "2")
+    assert conn.wait_event("n", count=2) == [1, 2]
+    with redis_server.client() as client:
+        assert client.xlen("{session-bridge}:history") == 2
+        assert client.xrange("{session-bridge}:history", count=1)[0][1][b"k"] == b"order-7"
+    bad = harness.run_cli("emit", "--redis-url", redis_server.url, "--idempotency-key", "",
+                          "n", "1")
+    assert bad.returncode == 2 and "idempotency-key" in bad.stderr
+
+
+def test_an_emit_that_no_replica_acknowledges_says_so(redis_server):
+    """Waiting for a replica that a lone Redis does not have: NotReplicated, with
+    where the master put the event; the retry with the same key publishes nothing
+    more. A plain client waits for no replica by default."""
+    done = php_run(redis_server, (
+        'echo $e->replicas(), "\n";'
+        '$w = new SessionBridge\\Emitter(new Predis\\Client("' + redis_server.tcp + '"),'
+        ' "session-bridge", replicas: 1, replicaTimeout: 0.2);'
+        'try { $w->broadcast("n", 1, "k"); } catch (SessionBridge\\NotReplicated $x) {'
+        ' echo get_class($x), " ", $x->position, "\n"; }'
+        'echo $e->broadcast("n", 1, "k"), "\n";'))
+    assert done.returncode == 0, done.stderr
+    default, failed, retried = done.stdout.splitlines()
+    name, position = failed.split()
+    assert default == "0" and name == "SessionBridge\\NotReplicated"
+    assert POSITION.fullmatch(position) and retried == position
+    with redis_server.client() as client:
+        assert client.xlen("{session-bridge}:history") == 1

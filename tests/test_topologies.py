@@ -4,10 +4,15 @@ Each test starts its own topology (tests/topology.py) on loopback ports, PHP
 writing sessions through Predis (or phpredis's rediscluster handler) in the
 matching mode, and the daemon through its CLI. Measured latencies are
 printed (``-s`` shows them) for the report; the deadlines are SPEC section 9's.
+The Sentinel group has two replicas, so that a replica is left to acknowledge
+events after the master is gone (the Emitter waits for one, bridge/history.py).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import signal
 import subprocess
 import threading
 import time
@@ -24,6 +29,8 @@ pytestmark = pytest.mark.topology
 PROMOTION_TO_ADMIT = 5.0  # SPEC 9: new connects admitted within 5 s of a promotion
 LOGOUT_TO_END = 1.0  # SPEC 6/9: a session that ends is noticed within 1 s
 USERS = ("alice", "bob", "carol", "dave")
+USER_IDS = (1, 2, 3, 42)  # theirs in php-demo/src/users.php
+PUBLISH_RATE = 20  # events per second from the PHP publisher, each to 50 of the 200 sockets
 
 
 @pytest.fixture
@@ -33,7 +40,64 @@ def cluster(tmp):
 
 @pytest.fixture
 def sentinel(tmp):
-    yield from harness.running(topology.Sentinel(tmp))
+    yield from harness.running(topology.Sentinel(tmp, replicas=2))
+
+
+class Publisher:
+    """tests/php/failover_publisher.php: the real Emitter on a Predis Sentinel client,
+    publishing "tick" {"seq": n} to users in turn, retrying each n until acknowledged."""
+
+    def __init__(self, sentinel, tmp, users, rate: int):
+        self.out = tmp / f"publisher-{time.monotonic_ns()}.out"
+        self.proc = harness.Proc("publisher", [
+            "php", str(harness.ROOT / "tests" / "php" / "failover_publisher.php"),
+            sentinel.tcp, topology.SERVICE, ",".join(map(str, users)), str(rate)], self.out)
+        self.users = list(users)
+
+    def rows(self) -> list[list[str]]:
+        return [line.split(" ", 3) for line in self.out.read_text().splitlines()]
+
+    def acknowledged(self) -> dict[int, str]:
+        """seq -> position, for every event the Emitter returned a position for."""
+        return {int(row[0]): row[2] for row in self.rows() if len(row) == 4 and row[1] == "ok"}
+
+    def replicas(self) -> int:
+        """How many replicas the Emitter waits for (by default on a Sentinel client)."""
+        return next(int(row[2]) for row in self.rows() if row[:2] == ["#", "replicas"])
+
+    def failures(self) -> list[tuple[int, str]]:
+        return [(int(row[0]), " ".join(row[2:])) for row in self.rows() if row[1] == "failed"]
+
+    def wait_for(self, count: int, timeout: float = 30) -> None:
+        harness.wait_until(lambda: len(self.acknowledged()) >= count or not self.proc.alive(),
+                           timeout, 0.05, what=f"{count} events acknowledged")
+        assert self.proc.alive(), self.proc.log()
+
+    def stop(self) -> dict[int, str]:
+        self.proc.signal(signal.SIGTERM)
+        code = self.proc.wait(40)
+        assert code == 0, self.proc.log()
+        return self.acknowledged()
+
+    def user_of(self, seq: int):
+        return self.users[seq % len(self.users)]
+
+
+@pytest.fixture
+def failover_publishers(tmp):
+    started: list[Publisher] = []
+
+    def start(sentinel, users, rate: int) -> Publisher:
+        started.append(Publisher(sentinel, tmp, users, rate))
+        return started[-1]
+
+    yield start
+    for publisher in started:
+        publisher.proc.stop()
+
+
+def ticks(conn) -> list[int]:
+    return [data["seq"] for data in conn.events("tick")]
 
 
 def logins_on_every_shard(php, cluster, prefix: str = "") -> dict[int, object]:
@@ -200,7 +264,8 @@ class Churn(threading.Thread):
             self.rounds += 1
 
 
-def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, clients):
+def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, clients,
+                                            failover_publishers):
     php = start_php(sentinel, **sentinel.php_env)
     daemon = start_daemon(sentinel, "--max-sockets-per-user", "1000", "--handshake-rate", "0")
     browsers = [php.login(USERS[i % len(USERS)]) for i in range(40)]
@@ -208,10 +273,16 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
                   for i in range(200)]
     fresh = php.login("alice")  # its first connect comes after the failover
     sentinel.wait_replicated()
+    # PHP keeps publishing numbered events to the users of the 200 sockets, before,
+    # during and after the failover, retrying each until the Emitter acknowledges it.
+    publisher = failover_publishers(sentinel, USER_IDS, PUBLISH_RATE)
+    publisher.wait_for(20)
+    assert publisher.replicas() == 1
     churn = Churn(php, daemon, clients)
     churn.start()
     harness.wait_until(lambda: churn.rounds >= 2, 20, what="churn running")
     outage = []  # while no master answers: refused store_unavailable, /readyz 503
+    acked_at_kill = len(publisher.acknowledged())
     promoted, promoted_at = sentinel.kill_master(during=lambda: outage.append(
         (clients.refusal(daemon.url, harness.cookie_of(fresh)), daemon.admin("/readyz")[0])))
     assert outage == [("store_unavailable", 503)]
@@ -219,19 +290,28 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     admit_seconds = time.monotonic() - promoted_at
     harness.wait_until(lambda: daemon.ready(), PROMOTION_TO_ADMIT, what="readyz 200")
     ready_seconds = time.monotonic() - promoted_at
+    publisher.wait_for(len(publisher.acknowledged()) + 1)
+    publish_seconds = time.monotonic() - promoted_at
     rounds_at_promotion = churn.rounds
     harness.wait_until(lambda: churn.rounds >= rounds_at_promotion + 3, 30,
                        what="churn going on after the failover")
     churn.running = False
     churn.join(30)
+    publisher.wait_for(len(publisher.acknowledged()) + 20)
+    acked = publisher.stop()
     latency = logout_latency(php, fresh, conn)
+    delivered = tick_deliveries(open_conns, publisher, acked)
+    failures = publisher.failures()
     print(f"\nsentinel failover: admitted {admit_seconds:.2f} s and /readyz 200 "
-          f"{ready_seconds:.2f} s after promotion; logout-to-end after it "
-          f"{latency * 1000:.0f} ms; churn rounds {churn.rounds}, PHP errors "
-          f"{churn.php_errors}")
+          f"{ready_seconds:.2f} s after promotion, PHP publishing again {publish_seconds:.2f} s "
+          f"after it; logout-to-end after it {latency * 1000:.0f} ms; churn rounds "
+          f"{churn.rounds}, PHP errors {churn.php_errors}; events acknowledged {len(acked)} "
+          f"({acked_at_kill} before the kill), failed attempts {len(failures)} on "
+          f"{len({seq for seq, _ in failures})} events; on the 200 sockets {delivered}")
+    assert delivered == {"missing": 0, "twice": 0, "out_of_order": 0}
     dropped = [c for c in open_conns if not c.connected or c.events("session_ended")]
     assert len(dropped) == 0 and churn.wrong_admits == 0
-    # Events from PHP (Predis finds the new master too) reach the sockets again.
+    # Events from PHP's pages (Predis finds the new master too) reach the sockets again.
     reply = php.post(browsers[0], "notify.php", to="1", message="after the failover")
     assert reply.status_code == 200, reply.text
     for alice_conn in open_conns[::4]:  # browsers[i % 40] is USERS[i % 4]: alice for i % 4 == 0
@@ -239,3 +319,66 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     assert admit_seconds < PROMOTION_TO_ADMIT and latency < LOGOUT_TO_END
     # One of the 200, logged out now, still ends: the watch follows the new master.
     assert logout_latency(php, browsers[0], open_conns[0]) < LOGOUT_TO_END
+
+
+def tick_deliveries(conns, publisher, acked: dict[int, str]) -> dict[str, int]:
+    """How every acknowledged tick reached the sockets of its user (socket i belongs to
+    USERS[i % 4]): counts of ticks missing, received twice, sockets out of order."""
+    assert sorted(acked) == list(range(len(acked))), "the publisher skipped an event"
+    wanted = {user: [seq for seq in sorted(acked) if publisher.user_of(seq) == user]
+              for user in USER_IDS}
+    found = {"missing": 0, "twice": 0, "out_of_order": 0}
+    for index, conn in enumerate(conns):
+        expected = wanted[USER_IDS[index % len(USER_IDS)]]
+        with contextlib.suppress(TimeoutError):  # what is missing is counted below
+            conn.wait_for(lambda c=conn, e=expected: len(ticks(c)) >= len(e), 20,
+                          what=f"{len(expected)} ticks")
+        got = ticks(conn)
+        found["missing"] += len(set(expected) - set(got))
+        found["twice"] += len(got) - len(set(got))
+        found["out_of_order"] += got != sorted(got)
+    return found
+
+
+def test_sentinel_failover_that_loses_an_unacknowledged_event(sentinel, start_php,
+                                                               start_daemon, clients):
+    """The replicas lag (cut off) when the master dies: the event appended last is
+    delivered live, never acknowledged, and missing on the promoted replica. The
+    daemon reads on from what the new master has; the retry (same idempotency key)
+    reaches the sockets that did not have it and not those that did; the lost
+    position is unknown to recovery (resync), never a place to resume from."""
+    php = start_php(sentinel, **sentinel.php_env)
+    daemon = start_daemon(sentinel)
+    alice = php.login("alice")
+    before = clients.connect(daemon.url, harness.cookie_of(alice))
+    first = emit_tick(sentinel, 0)
+    assert first.returncode == 0, first.stderr
+    before.wait_for(lambda: ticks(before) == [0], what="tick 0")
+    sentinel.cut_replication()
+    doomed = emit_tick(sentinel, 1)  # the master takes it; no replica acknowledges it
+    assert doomed.returncode == 1 and "may be lost in a failover" in doomed.stderr, doomed.stderr
+    before.wait_for(lambda: ticks(before) == [0, 1], what="tick 1, live")
+    lost_position = before.positions[-1]
+    sentinel.kill_master()
+    harness.wait_until(lambda: "the history lost entries" in daemon.log(), 15,
+                       what="the daemon reading on from the new master's history")
+    after = wait_admitted(clients, daemon, harness.cookie_of(alice), PROMOTION_TO_ADMIT)
+    retry = harness.wait_until(lambda: (done := emit_tick(sentinel, 1)).returncode == 0 and done,
+                               20, 0.1, what="the retry of tick 1 acknowledged")
+    assert retry.stdout.strip() != lost_position
+    assert emit_tick(sentinel, 2).returncode == 0
+    before.wait_for(lambda: ticks(before) == [0, 1, 2], what="tick 2")
+    after.wait_for(lambda: ticks(after) == [1, 2], what="ticks 1 and 2 on the new socket")
+    # The lost position is no place to resume from; the one before it is.
+    resumed = clients.connect(daemon.url, harness.cookie_of(alice), auth={"since": lost_position})
+    resumed.wait_event("resync")
+    replayed = clients.connect(daemon.url, harness.cookie_of(alice),
+                               auth={"since": before.positions[0]})
+    replayed.wait_for(lambda: ticks(replayed) == [1, 2], what="ticks 1 and 2 replayed")
+    assert ticks(before) == [0, 1, 2] and ticks(after) == [1, 2] and before.connected
+
+
+def emit_tick(sentinel, seq: int) -> subprocess.CompletedProcess:
+    """``session-bridge emit`` of tick ``seq`` to alice, with its idempotency key."""
+    return harness.run_cli("emit", "--redis-url", sentinel.url, "--user", "1",
+                           "--idempotency-key", f"tick-{seq}", "tick", json.dumps({"seq": seq}))

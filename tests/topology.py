@@ -42,6 +42,7 @@ class Sentinel:
                                    str(self.master.port)) for i in range(replicas)]
             self.sentinels = [self._sentinel(i) for i in range(3)]
             self.wait_agreed(self.master.port, timeout=20)
+            self.wait_linked()
         addresses = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
         self.url = f"redis+sentinel://{addresses}/{SERVICE}/0"
         self.tcp = ",".join(f"tcp://127.0.0.1:{s.port}" for s in self.sentinels)
@@ -101,6 +102,24 @@ class Sentinel:
         """Every write so far acknowledged by every replica (WAIT)."""
         with self.master.client() as client:
             client.execute_command("WAIT", len(self.replicas), 5000)
+
+    def wait_linked(self, timeout: float = 20) -> None:
+        """Every replica follows the master, in sync (online): at the start, and after a
+        failover, where the sentinels re-point the replicas left. (WAIT on a connection
+        that wrote nothing counts the replicas online.)"""
+        wanted = len(self.replicas)
+        wait_until(lambda: (_answers(self.master.port, "WAIT", wanted, 100) or 0) >= wanted,
+                   timeout, 0.05, what="replicas online with the master")
+
+    def cut_replication(self) -> None:
+        """The replicas stop receiving the master's writes and cannot resync (the
+        master refuses them the replication commands), while every other client
+        goes on: what a replica lagging behind looks like at the moment of a crash."""
+        with self.master.client() as client:
+            client.execute_command("ACL", "SETUSER", "default", "-psync", "-sync", "-replconf")
+            client.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        wait_until(lambda: int((_answers(self.master.port, "INFO", "replication") or {}).get(
+            "connected_slaves", 1)) == 0, 5, 0.02, what="replicas cut off")
 
     def stop(self) -> None:
         for proc in [*self.sentinels, *self.replicas, self.master]:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections import deque
+
 import pytest
 
 from bridge import events
 from bridge.keyspace import merged_flags
 from bridge.ratelimit import HandshakeLimiter
 from bridge.sockets import client_address, origin_policy
-from bridge.tail import Recent
+from bridge.tail import Recent, common_point
 
 
 def test_same_origin_by_default_and_listed_ones():
@@ -110,3 +112,26 @@ def test_the_tails_memory_of_recent_entries():
     small.add("2-0", b"abc")
     small.add("3-0", b"def")  # 6 bytes: 2-0 goes
     assert not small.covers((1, 0), (3, 0)) and small.covers((2, 0), (3, 0))
+    assert not small.covers((2, 5), (3, 0))  # never a position of the stream: unknown
+
+
+def test_where_the_tail_reads_on_after_a_failover():
+    recent = Recent(10)
+    recent.begin("10-0")
+    for ms, key in ((11, None), (12, b"k12"), (13, b"k13")):
+        recent.add(f"{ms}-0", b"m%d" % ms, key)
+    # The stream still has the cursor's entry: nothing was lost.
+    assert common_point([("13-0", b"m13"), ("12-0", b"m12")], recent, False) == "13-0"
+    # The promoted replica stopped after 11, and numbered a new entry 12-0 itself.
+    rows = [("12-0", b"new"), ("11-0", b"m11"), ("9-0", b"m9")]
+    assert common_point(rows, recent, True) == "11-0"
+    assert common_point(rows[:1], recent, False) is None  # look at the next page
+    assert common_point([("9-0", b"m9")], recent, True) == "9-0"  # before what it remembers
+    assert common_point([("12-0", b"new")], recent, True) == "0-0"  # all of it is new
+    assert common_point([], recent, True) == "0-0"
+    lost = recent.cut((11, 0))
+    assert lost == [("12-0", b"m12", b"k12"), ("13-0", b"m13", b"k13")]
+    assert recent.covers((11, 0), (11, 0)) and not recent.covers((12, 0), (13, 0))
+    assert recent.bytes == 3
+    recent.cut((5, 0))  # back before the start: the memory restarts there
+    assert recent.start == (5, 0) and recent.entries == deque()

@@ -5,6 +5,10 @@ declare(strict_types=1);
 namespace SessionBridge;
 
 use Predis\ClientInterface;
+use Predis\Command\CommandInterface;
+use Predis\Command\RawCommand;
+use Predis\Connection\NodeConnectionInterface;
+use Predis\PredisException;
 use Predis\Response\ErrorInterface;
 use Predis\Response\ServerException;
 
@@ -28,6 +32,18 @@ use Predis\Response\ServerException;
  * Key names are used exactly as given: a Predis `prefix` option (often set
  * for session keys) is NOT applied to them, because the daemons read the plain
  * names derived from their own `channel` setting.
+ *
+ * Durability: Redis replicates asynchronously, so a master that dies can take
+ * its newest writes with it. With `$replicas` > 0 every call then waits (WAIT)
+ * until that many replicas have the event, and throws NotReplicated when they
+ * do not acknowledge it within `$replicaTimeout` seconds. The default (null)
+ * is 1 on a Predis Sentinel client (`replication => sentinel`), else 0. Give
+ * an idempotency key to retry safely:
+ *
+ *     $emitter->toUser(42)->emit('shipped', $order, "order-{$order['id']}-shipped");
+ *
+ * the same key within the history's `history_seconds` publishes the event
+ * once, however often it is retried.
  */
 final class Emitter
 {
@@ -36,6 +52,14 @@ final class Emitter
     /** What the history keeps when no daemon has told Redis its own settings yet. */
     public const DEFAULT_HISTORY_SIZE = 10000;
     public const DEFAULT_HISTORY_SECONDS = 300;
+    /** Seconds an emit waits for its replicas to acknowledge it. */
+    public const DEFAULT_REPLICA_TIMEOUT = 1.0;
+    public const MAX_IDEMPOTENCY_KEY_BYTES = 200;
+
+    private const SENTINEL_CLIENTS = [
+        'Predis\Connection\Aggregate\SentinelReplication',  // Predis 1.1
+        'Predis\Connection\Replication\SentinelReplication',  // Predis 2
+    ];
 
     private const JSON_FLAGS = JSON_THROW_ON_ERROR | JSON_UNESCAPED_SLASHES | JSON_UNESCAPED_UNICODE
         | JSON_PRESERVE_ZERO_FRACTION;
@@ -45,14 +69,34 @@ final class Emitter
 
     private readonly string $stream;
     private readonly string $retention;
+    private readonly int $replicas;
 
-    public function __construct(private readonly ClientInterface $redis, private readonly string $channel = 'session-bridge')
-    {
+    /**
+     * @param int|null $replicas       replicas that must have each event before a call returns
+     *                                 (null: 1 on a Sentinel client, else 0)
+     * @param float    $replicaTimeout seconds to wait for them before NotReplicated
+     */
+    public function __construct(
+        private readonly ClientInterface $redis,
+        private readonly string $channel = 'session-bridge',
+        ?int $replicas = null,
+        private readonly float $replicaTimeout = self::DEFAULT_REPLICA_TIMEOUT,
+    ) {
         if ($channel === '' || strpbrk($channel, '{}') !== false) {
             throw new EmitterException('The channel name must be non-empty and without { or }.');
         }
+        if (($replicas !== null && $replicas < 0) || !($replicaTimeout > 0)) {
+            throw new EmitterException('replicas must be 0 or more, and replicaTimeout more than 0 seconds.');
+        }
         $this->stream = '{' . $channel . '}:history';
         $this->retention = '{' . $channel . '}:retention';
+        $this->replicas = $replicas ?? (self::isSentinel($redis) ? 1 : 0);
+    }
+
+    /** How many replicas each event waits for. */
+    public function replicas(): int
+    {
+        return $this->replicas;
     }
 
     public function channel(): string
@@ -82,9 +126,9 @@ final class Emitter
     }
 
     /** Sends an event to every connected socket; returns its position. */
-    public function broadcast(string $event, mixed $data = null): string
+    public function broadcast(string $event, mixed $data = null, ?string $idempotencyKey = null): string
     {
-        return $this->emitTo([], $event, $data);
+        return $this->emitTo([], $event, $data, $idempotencyKey);
     }
 
     /** Ends every socket of this user (they receive session_ended, reason "revoked"). */
@@ -127,19 +171,19 @@ final class Emitter
      * @internal used by Target
      * @param array<string, int|string> $address [] or ['user' => id] or ['room' => name]
      */
-    public function emitTo(array $address, string $event, mixed $data = null): string
+    public function emitTo(array $address, string $event, mixed $data = null, ?string $idempotencyKey = null): string
     {
         if ($event === '') {
             throw new EmitterException('An event name must be a non-empty string.');
         }
-        return $this->append(['event' => $event, 'data' => $data] + $address);
+        return $this->append(['event' => $event, 'data' => $data] + $address, $idempotencyKey);
     }
 
     /**
      * @internal used by Target
      * @param array<string, mixed> $message
      */
-    public function append(array $message): string
+    public function append(array $message, ?string $idempotencyKey = null): string
     {
         try {
             $json = json_encode($message, self::JSON_FLAGS);
@@ -153,8 +197,71 @@ final class Emitter
                 self::MAX_MESSAGE_BYTES
             ));
         }
+        $keys = [$this->stream, $this->retention];
         $arguments = [$json, self::DEFAULT_HISTORY_SIZE, self::DEFAULT_HISTORY_SECONDS];
-        return (string) $this->runScript('append', [$this->stream, $this->retention], $arguments);
+        if ($idempotencyKey !== null) {
+            if ($idempotencyKey === '' || strlen($idempotencyKey) > self::MAX_IDEMPOTENCY_KEY_BYTES) {
+                throw new EmitterException(sprintf(
+                    'An idempotency key must be 1 to %d bytes.',
+                    self::MAX_IDEMPOTENCY_KEY_BYTES
+                ));
+            }
+            $keys[] = '{' . $this->channel . '}:sent:' . $idempotencyKey;
+            $arguments[] = $idempotencyKey;
+        }
+        $ran = null;
+        $position = (string) $this->runScript('append', $keys, $arguments, $ran);
+        if ($this->replicas > 0) {
+            $this->awaitReplicas($ran, $position);
+        }
+        return $position;
+    }
+
+    /**
+     * WAIT on the very connection that ran the append: it counts the replicas
+     * that have that connection's writes (a new connection has none to wait for).
+     */
+    private function awaitReplicas(CommandInterface $ran, string $position): void
+    {
+        $timeoutMs = max(1, (int) round($this->replicaTimeout * 1000));
+        $wait = RawCommand::create('WAIT', $this->replicas, $timeoutMs);  // Predis 1.1 has no WAIT
+        try {
+            $acknowledged = (int) self::nodeOf($this->redis->getConnection(), $ran)->executeCommand($wait);
+        } catch (PredisException $e) {
+            throw new NotReplicated("Redis took the event at $position, then did not answer WAIT: {$e->getMessage()}", $position, $e);
+        }
+        if ($acknowledged < $this->replicas) {
+            throw new NotReplicated(sprintf(
+                'Redis took the event at %s, but %d of %d replicas acknowledged it within %.3g s.',
+                $position,
+                $acknowledged,
+                $this->replicas,
+                $this->replicaTimeout
+            ), $position);
+        }
+    }
+
+    /** The node connection a command went to (a replication or cluster client holds several). */
+    private static function nodeOf(object $connection, CommandInterface $command): NodeConnectionInterface
+    {
+        if ($connection instanceof NodeConnectionInterface) {
+            return $connection;
+        }
+        if (method_exists($connection, 'getConnectionByCommand')) {
+            return $connection->getConnectionByCommand($command);  // Predis 2
+        }
+        return $connection->getConnection($command);  // Predis 1.1
+    }
+
+    private static function isSentinel(ClientInterface $redis): bool
+    {
+        $connection = $redis->getConnection();
+        foreach (self::SENTINEL_CLIENTS as $class) {
+            if ($connection instanceof $class) {
+                return true;
+            }
+        }
+        return false;
     }
 
     /**
@@ -164,22 +271,23 @@ final class Emitter
      *
      * @param list<string> $keys
      * @param list<string|int> $arguments
+     * @param CommandInterface|null $ran set to the command that ran
      */
-    private function runScript(string $name, array $keys, array $arguments): mixed
+    private function runScript(string $name, array $keys, array $arguments, ?CommandInterface &$ran = null): mixed
     {
         $source = self::$scripts[$name] ??= (string) file_get_contents(__DIR__ . '/lua/' . $name . '.lua');
         try {
-            return $this->execute('evalsha', [sha1($source), count($keys), ...$keys, ...$arguments]);
+            return $this->execute('evalsha', [sha1($source), count($keys), ...$keys, ...$arguments], $ran);
         } catch (ServerException $e) {
             if (!str_starts_with($e->getMessage(), 'NOSCRIPT')) {
                 throw $e;
             }
         }
-        return $this->execute('eval', [$source, count($keys), ...$keys, ...$arguments]);
+        return $this->execute('eval', [$source, count($keys), ...$keys, ...$arguments], $ran);
     }
 
     /** @param list<string|int> $arguments */
-    private function execute(string $command, array $arguments): mixed
+    private function execute(string $command, array $arguments, ?CommandInterface &$built = null): mixed
     {
         $built = $this->redis->createCommand($command, $arguments);
         $built->setRawArguments($arguments);

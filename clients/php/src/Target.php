@@ -18,12 +18,14 @@ final class Target
     /**
      * Publishes the event; returns its position in the history.
      *
-     * @param string $event non-empty event name, e.g. "notice"
-     * @param mixed  $data  anything json_encode() accepts
+     * @param string      $event          non-empty event name, e.g. "notice"
+     * @param mixed       $data           anything json_encode() accepts
+     * @param string|null $idempotencyKey names the event: retrying with the same key
+     *                                    (within history_seconds) publishes it once
      */
-    public function emit(string $event, mixed $data = null): string
+    public function emit(string $event, mixed $data = null, ?string $idempotencyKey = null): string
     {
-        return $this->emitter->emitTo($this->address, $event, $data);
+        return $this->emitter->emitTo($this->address, $event, $data, $idempotencyKey);
     }
 
     /**
