@@ -2,19 +2,26 @@
 """Presence benchmark (SPEC 11, issue 16): connect CPU with and without presence,
 presence event latency under join/leave churn, Redis memory per online user.
 
-    .venv/bin/python bench/presence.py --sockets 10000 --room 'chat:{k}' --groups 1000
-    .venv/bin/python bench/presence.py --sockets 1000 --room lobby --rate 100
-    .venv/bin/python bench/presence.py --room 'chat:{k}' --groups 1000 --churn-room chat:0
+    .venv/bin/python bench/presence.py --sockets 10000 --room lobby \
+        --modes plain,presence,plain,presence
+    .venv/bin/python bench/presence.py --sockets 10000 --room 'chat:{k}' --groups 1000 \
+        --churn-room chat:0
+    .venv/bin/python bench/presence.py --sockets 2000 --room lobby --bridge-path /tmp/old-tree
 
 For each mode (``plain``: rooms only; ``presence``: ``--presence-room`` matching
-the room): a private redis-server, sessions written by PHP through Predis
-(``presence_seed.php``), the daemon pinned to core 1 and the load generator
-(``presence_load.js``, socket.io-client) to core 0. The generator holds
-``--sockets`` sockets (daemon CPU per connect measured from /proc), then, with
-presence, churns ``--rate`` joins+leaves per second of other users for
-``--seconds`` while socket 0 times every presence event it receives (joins
-from the joining socket's connect; leaves from its close plus the leave delay).
-Prints one JSON object.
+the room; modes may repeat, for interleaved runs): a private redis-server,
+sessions written by PHP through Predis (``presence_seed.php``), the daemon
+pinned to core 1 and the load generator (``presence_load.js``, one Node
+process) to core 0. The generator holds ``--sockets`` lean raw websocket
+clients (they connect to Socket.IO, answer pings and drain, reading at most
+every 250 ms; daemon CPU per connect measured from /proc), then opens the
+observer (socket.io-client; last in the room, so last in every fan-out), then,
+with presence, churns ``--rate`` joins+leaves per second of other users (raw
+clients too) for ``--seconds`` while the observer times every presence event
+(joins from the joining socket's CONNECT reply; leaves from its close plus the
+leave delay). ``--bridge-path`` runs the daemon from another copy of the
+``bridge`` package (e.g. ``git archive <commit> bridge``), for A/B runs of the
+code. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,7 +106,7 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
                            stdout=subprocess.DEVNULL))
         client = redis.Redis(port=port)
         wait_until(lambda: _pong(client), 10, what="redis")
-        pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10
+        pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10  # [sockets]: observer
         for first, count, room in ((0, args.sockets, args.room),
                                    (args.sockets, pool - args.sockets,
                                     args.churn_room or args.room)):
@@ -108,11 +116,12 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
         daemon_port, admin_port = free_port(), free_port()
         extra = (["--presence-room", args.room.replace("{k}", "*"),
                   "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
-        daemon = start([str(ROOT / ".venv" / "bin" / "session-bridge"), "serve", "--port",
+        env = dict(os.environ, PYTHONPATH=args.bridge_path) if args.bridge_path else None
+        daemon = start([str(ROOT / ".venv" / "bin" / "python"), "-m", "bridge", "serve", "--port",
                         str(daemon_port), "--admin-port", str(admin_port), "--redis-url",
                         f"redis://127.0.0.1:{port}/0", "--rooms-key", "rooms",
                         "--handshake-rate", "0", "--log-level", "warning", *extra],
-                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL)
+                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL, env=env)
         procs.append(daemon)
         wait_until(lambda: ready(admin_port), 20, what="daemon ready")
         gen = start(["node", str(BENCH / "presence_load.js")], workdir / f"gen-{mode}.log", 0,
@@ -120,22 +129,32 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
         procs.append(gen)
         url = f"http://127.0.0.1:{daemon_port}"
         memory_before = client.info("memory")["used_memory"]
-        cpu_before = cpu_seconds(daemon.pid)
-        held = ask(gen, cmd="hold", url=url, **{"from": 0, "to": args.sockets})
+        loadavg = open("/proc/loadavg").read().split()[:3]
+        cpu_before, gen_before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid)
+        held = ask(gen, cmd="hold", url=url, concurrency=args.concurrency,
+                   **{"from": 0, "to": args.sockets})
         cpu_held = cpu_seconds(daemon.pid) - cpu_before
         settle(daemon.pid)
         cpu = cpu_seconds(daemon.pid) - cpu_before
         result = {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
                   "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
                   "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
+                  "generator_cpu_s": round(cpu_seconds(gen.pid) - gen_before, 2),
+                  "loadavg_before": loadavg,
+                  "loadavg_after": open("/proc/loadavg").read().split()[:3],
+                  "received": ask(gen, cmd="counters"),
                   "redis_used_memory_delta": client.info("memory")["used_memory"]
                   - memory_before}
+        result["observer"] = ask(gen, cmd="observe", url=url, index=args.sockets)
         if mode == "presence":
+            online = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
+            result["online"] = online
             result["presence_key_bytes"] = key_bytes(client)
-            result["online"] = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
+            result["presence_key_bytes_per_online_user"] = round(
+                result["presence_key_bytes"] / max(1, online), 1)
             before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
             churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
-                        pool=[args.sockets, pool], delay=DELAY, backlog=int(args.rate * 2))
+                        pool=[args.sockets + 1, pool], delay=DELAY, backlog=int(args.rate * 2))
             wall = time.monotonic() - before[2]
             result["churn"] = summarize(churn)
             result["churn"]["daemon_cpu_share"] = round(
@@ -143,6 +162,7 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
             result["churn"]["generator_cpu_share"] = round(
                 (cpu_seconds(gen.pid) - before[1]) / wall, 3)
             result["churn"]["loadavg"] = open("/proc/loadavg").read().split()[:3]
+            result["received_after_churn"] = ask(gen, cmd="counters")
         ask(gen, cmd="quit")
         return result
     finally:
@@ -176,6 +196,9 @@ def key_bytes(client) -> int:
 def summarize(churn: dict) -> dict:
     out = {"joins_expected": churn["expected_joins"], "joins_seen": len(churn["joins"]),
            "leaves_expected": churn["expected_leaves"], "leaves_seen": len(churn["leaves"]),
+           "duplicates": churn["duplicates"], "failures": churn["failures"],
+           "generator_late_ms": round(churn["generator_late_ms"], 1),
+           "churn_seconds": round(churn["churn_seconds"], 2),
            "unseen_joins": churn["unseen_joins"][:20]}
     for kind in ("joins", "leaves"):
         for q, name in ((0.5, "p50"), (0.99, "p99"), (1.0, "max")):
@@ -193,14 +216,24 @@ def main() -> int:
     parser.add_argument("--churn-room", default="",
                         help="room of the churning users (default: --room); socket 0, the "
                              "observer, is in room k=0")
-    parser.add_argument("--modes", default="plain,presence")
+    parser.add_argument("--modes", default="plain,presence",
+                        help="comma list, repeats allowed (plain,presence,plain,presence)")
+    parser.add_argument("--concurrency", type=int, default=50, help="connects in flight")
+    parser.add_argument("--bridge-path", default="",
+                        help="PYTHONPATH of the daemon: another copy of the bridge package")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="presence-bench-"))
-    results = [run_mode(args, mode, workdir) for mode in args.modes.split(",")]
+    results = []
+    for mode in args.modes.split(","):
+        results.append(run_mode(args, mode, workdir))
+        print(json.dumps(results[-1]), file=sys.stderr, flush=True)
     report = {"args": vars(args), "results": results, "logs": str(workdir)}
-    per_connect = {r["mode"]: r["cpu_ms_per_connect"] for r in results}
+    per_connect: dict[str, list[float]] = {}
+    for r in results:
+        per_connect.setdefault(r["mode"], []).append(r["cpu_ms_per_connect"])
     if {"plain", "presence"} <= per_connect.keys():
-        report["connect_cpu_ratio"] = round(per_connect["presence"] / per_connect["plain"], 3)
+        report["connect_cpu_ratio"] = round(
+            statistics.median(per_connect["presence"]) / statistics.median(per_connect["plain"]), 3)
     print(json.dumps(report, indent=1))
     return 0
 
