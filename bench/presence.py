@@ -13,8 +13,8 @@ the room; modes may repeat, for interleaved runs): a private redis-server,
 sessions written by PHP through Predis (``presence_seed.php``), the daemon
 pinned to core 1 and the load generator (``presence_load.js``, one Node
 process) to core 0. The generator holds ``--sockets`` lean raw websocket
-clients (they connect to Socket.IO, answer pings and drain, reading at most
-every 250 ms; daemon CPU per connect measured from /proc), then opens the
+clients (they connect to Socket.IO, answer pings and drain what arrives,
+parsing frame headers only; daemon CPU per connect measured from /proc), then opens the
 observer (socket.io-client; last in the room, so last in every fan-out), then,
 with presence, churns ``--rate`` joins+leaves per second of other users (raw
 clients too) for ``--seconds`` while the observer times every presence event
@@ -131,7 +131,7 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
         memory_before = client.info("memory")["used_memory"]
         loadavg = open("/proc/loadavg").read().split()[:3]
         cpu_before, gen_before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid)
-        held = ask(gen, cmd="hold", url=url, concurrency=args.concurrency,
+        held = ask(gen, cmd="hold", url=url, concurrency=args.concurrency, drain_ms=args.drain_ms,
                    **{"from": 0, "to": args.sockets})
         cpu_held = cpu_seconds(daemon.pid) - cpu_before
         settle(daemon.pid)
@@ -219,6 +219,10 @@ def main() -> int:
     parser.add_argument("--modes", default="plain,presence",
                         help="comma list, repeats allowed (plain,presence,plain,presence)")
     parser.add_argument("--concurrency", type=int, default=50, help="connects in flight")
+    parser.add_argument("--drain-ms", type=int, default=0,
+                        help="raw clients read at most this often (0: as data arrives, as a "
+                             "browser does; more lets the kernel's buffers fill, so that the "
+                             "daemon's writes pile up and coalesce by themselves)")
     parser.add_argument("--bridge-path", default="",
                         help="PYTHONPATH of the daemon: another copy of the bridge package")
     args = parser.parse_args()

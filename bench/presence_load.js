@@ -3,10 +3,13 @@
 // presence_seed.php (session i: md5("presence-bench:i")). One JSON command per
 // stdin line, one JSON answer per stdout line.
 //
-//   {"cmd": "hold", "url", "from", "to", "concurrency"}
+//   {"cmd": "hold", "url", "from", "to", "concurrency", "drain_ms"}
 //       open raw sockets [from, to): lean websocket clients that connect to
-//       Socket.IO and then only drain (they answer pings, read at most every
-//       DRAIN_MS, and look at nothing but frame headers and short frames)
+//       Socket.IO and then only drain (they answer pings and look at nothing
+//       but frame headers and short frames). They read what arrives at once,
+//       as a browser does; with drain_ms > 0 they read at most every drain_ms,
+//       which fills the kernel's buffers and makes the daemon's writes fail
+//       and pile up in its own buffer, i.e. coalesce by themselves.
 //   {"cmd": "observe", "url", "index"}
 //       open the observer: the official socket.io-client, which timestamps
 //       every `presence` event. Opened last, it is the last socket of the
@@ -25,7 +28,7 @@ const net = require('net');
 const readline = require('readline');
 const { io } = require('socket.io-client');
 
-const DRAIN_MS = 250;
+let drainMs = 0;
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 const sid = (i) => crypto.createHash('md5').update(`presence-bench:${i}`).digest('hex');
 const held = new Map(); // index -> raw socket
@@ -34,11 +37,11 @@ const paused = [];
 const counters = { frames: 0, bytes: 0, pings: 0 };
 let observer = null;
 
-// Lazy readers: a socket that read something pauses for DRAIN_MS, then reads what
+// Lazy readers: a socket that read something pauses for drainMs, then reads what
 // arrived meanwhile in one go; resumed a few at a time, so that no burst of reads
 // holds up the observer.
 setInterval(() => {
-  const due = now() - DRAIN_MS;
+  const due = now() - drainMs;
   while (paused.length && paused[0][0] <= due) {
     const sock = paused.shift()[1];
     if (!sock.destroyed) sock.resume();
@@ -128,12 +131,13 @@ function openRaw(url, i) {
         header = null;
       }
       parse(chunk);
-      if (connected) { sock.pause(); paused.push([now(), sock]); }
+      if (connected && drainMs > 0) { sock.pause(); paused.push([now(), sock]); }
     });
   });
 }
 
 async function hold(cmd) {
+  drainMs = cmd.drain_ms || 0;
   const started = now();
   let next = cmd.from;
   const failures = {};
