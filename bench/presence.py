@@ -193,6 +193,35 @@ def key_bytes(client) -> int:
     return sum(client.memory_usage(k) or 0 for k in client.scan_iter("{*}:presence*"))
 
 
+def send_cost(sockets: int, rounds: int = 50) -> dict:
+    """CPU per ``send`` of one presence-sized frame to each of ``sockets`` loopback TCP
+    sockets, in this process (what a delivery pass pays per socket, kernel included;
+    the peers are not read, so no wake-up is counted)."""
+    import resource
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0), backlog=sockets)
+    peers, ours = [], []
+    for _ in range(sockets):
+        peers.append(socket.create_connection(listener.getsockname()))
+        ours.append(listener.accept()[0])
+    frame = b"\x81\x2f" + b'42["presence",{"room":"lobby","joined":100123}]'
+    usage = lambda: resource.getrusage(resource.RUSAGE_SELF)  # noqa: E731
+    before = usage()
+    for _ in range(rounds):
+        for sock in ours:
+            sock.send(frame)
+    after = usage()
+    for sock in (*peers, *ours, listener):
+        sock.close()
+    sends = sockets * rounds
+    return {"sockets": sockets, "sends": sends,
+            "us_per_send": round((after.ru_utime + after.ru_stime - before.ru_utime
+                                  - before.ru_stime) / sends * 1e6, 2),
+            "us_per_send_user": round((after.ru_utime - before.ru_utime) / sends * 1e6, 2),
+            "loadavg": open("/proc/loadavg").read().split()[:3]}
+
+
 def summarize(churn: dict) -> dict:
     out = {"joins_expected": churn["expected_joins"], "joins_seen": len(churn["joins"]),
            "leaves_expected": churn["expected_leaves"], "leaves_seen": len(churn["leaves"]),
@@ -225,7 +254,12 @@ def main() -> int:
                              "daemon's writes pile up and coalesce by themselves)")
     parser.add_argument("--bridge-path", default="",
                         help="PYTHONPATH of the daemon: another copy of the bridge package")
+    parser.add_argument("--send-cost", type=int, default=0, metavar="N",
+                        help="only measure the CPU of one small send to each of N sockets")
     args = parser.parse_args()
+    if args.send_cost:
+        print(json.dumps(send_cost(args.send_cost)))
+        return 0
     workdir = Path(tempfile.mkdtemp(prefix="presence-bench-"))
     results = []
     for mode in args.modes.split(","):
