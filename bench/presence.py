@@ -121,7 +121,8 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
                         str(daemon_port), "--admin-port", str(admin_port), "--redis-url",
                         f"redis://127.0.0.1:{port}/0", "--rooms-key", "rooms",
                         "--handshake-rate", "0", "--log-level", "warning", *extra],
-                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL, env=env)
+                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL, env=env,
+                       cwd=workdir)  # not the checkout: -m puts the cwd first on sys.path
         procs.append(daemon)
         wait_until(lambda: ready(admin_port), 20, what="daemon ready")
         gen = start(["node", str(BENCH / "presence_load.js")], workdir / f"gen-{mode}.log", 0,
