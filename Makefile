@@ -33,7 +33,7 @@ php-demo/public/vendor/socket.io.min.js: php-demo/package.json
 	cd php-demo && ./setup.sh
 
 lint: venv
-	$(VENV)/bin/ruff check bridge tests bench fuzz scripts
+	$(VENV)/bin/ruff check bridge tests bench fuzz scripts devtools
 
 test: deps venv lint php-demo/public/vendor/socket.io.min.js
 	$(PY) -m pytest -q -rs

@@ -19,24 +19,21 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.lib.loadgen import Generator  # noqa: E402
+from bench.lib.paths import BENCH  # noqa: E402
+from bench.lib.placement import HAVE_TASKSET, SERVER_CORE  # noqa: E402
+from bench.lib.procstat import cpu_seconds  # noqa: E402
+from bench.lib.stats import rounded_pct  # noqa: E402
+from devtools.children import Children  # noqa: E402
 from tests import harness, topology  # noqa: E402
-
-BENCH = ROOT / "bench"
-PIN = ["taskset", "-c"] if shutil.which("taskset") else None
-
-
-def pinned(core: int, argv: list[str]) -> list[str]:
-    return [*PIN, str(core), *argv] if PIN else argv
 
 
 def seed(target: str, port: int, count: int) -> None:
@@ -59,33 +56,19 @@ def start(kind: str, tmp: Path, sessions: int):
 def daemon(redis, tmp: Path) -> harness.Daemon:
     proc = harness.Daemon(tmp, redis, "--handshake-rate", "0", "--max-sockets-per-user",
                           "1000000", "--log-level", "warning")
-    if PIN:
-        subprocess.run(["taskset", "-pc", "1", str(proc.popen.pid)], capture_output=True)
+    if HAVE_TASKSET:
+        subprocess.run(["taskset", "-pc", str(SERVER_CORE), str(proc.pid)], capture_output=True)
     return proc
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (the daemon's own cost, whatever the load)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def connect_rate(url: str, duration: float, sessions: int) -> dict:
-    gen = subprocess.Popen(pinned(0, ["node", str(BENCH / "loadgen.js")]), cwd=BENCH,
-                           stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def connect_rate(tmp: Path, url: str, duration: float, sessions: int) -> dict:
+    children = Children(tmp)
     try:
-        command = {"id": 1, "cmd": "connect_loop", "url": url, "transport": "websocket",
-                   "concurrency": 50, "duration": duration, "mode": "auth",
-                   "sessions": sessions}
-        gen.stdin.write(json.dumps(command) + "\n")
-        gen.stdin.flush()
-        answer = json.loads(gen.stdout.readline())
-        if not answer["ok"]:
-            raise RuntimeError(answer["error"])
-        return answer["result"]
+        return Generator(children).call("connect_loop", url=url, transport="websocket",
+                                        concurrency=50, duration=duration, mode="auth",
+                                        sessions=sessions)
     finally:
-        gen.stdin.close()
-        gen.wait(10)
+        children.stop_all()
 
 
 def one_run(kind: str, args) -> dict:
@@ -94,26 +77,27 @@ def one_run(kind: str, args) -> dict:
     try:
         proc = daemon(redis, tmp)
         try:
-            cpu_before = cpu_seconds(proc.popen.pid)
-            result = connect_rate(proc.url, args.duration, args.sessions)
-            daemon_cpu = cpu_seconds(proc.popen.pid) - cpu_before
+            cpu_before = cpu_seconds(proc.pid)
+            result = connect_rate(tmp, proc.url, args.duration, args.sessions)
+            daemon_cpu = cpu_seconds(proc.pid) - cpu_before
         finally:
             proc.stop()
     finally:
         redis.stop()
-    latencies = sorted(result["latencies"])
+    latencies = result["latencies"]
     return {"kind": kind, "rate": round(result["rate"], 1), "done": result["done"],
             "daemon_cpu_ms_per_connect": round(1000 * daemon_cpu / max(result["done"], 1), 3),
             "errors": result["errors"], "refusals": result["refusals"],
-            "p50_ms": round(latencies[len(latencies) // 2], 2) if latencies else None,
-            "p99_ms": round(latencies[int(len(latencies) * 0.99)], 2) if latencies else None}
+            "p50_ms": rounded_pct(latencies, 50), "p99_ms": rounded_pct(latencies, 99)}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=float, default=8.0)
-    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--runs", type=int, default=3, help="single/cluster pairs (default 3)")
+    parser.add_argument("--duration", type=float, default=8.0,
+                        help="seconds of connects per topology and run (default 8)")
+    parser.add_argument("--sessions", type=int, default=2000,
+                        help="sessions seeded and cycled through (default 2000)")
     args = parser.parse_args()
     results = []
     for _ in range(args.runs):

@@ -133,7 +133,7 @@ def against_daemon(seconds: float) -> None:
             procs.append(harness.PhpDemo(pathlib.Path(tmp), procs[0]))
             procs.append(harness.Daemon(pathlib.Path(tmp), procs[0]))
             browser = procs[1].login("alice")
-            cookie = f"PHPSESSID={browser.cookies['PHPSESSID']}"
+            cookie = harness.cookie_of(browser)
             probe = RawWebSocket(procs[2].port, cookie).connected()
             _report("whoami, idle", _round_trips(probe, seconds), 0)
             flooder = RawWebSocket(procs[2].port, cookie).connected()

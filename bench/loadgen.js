@@ -22,9 +22,9 @@ const crypto = require('crypto');
 const fs = require('fs');
 const http = require('http');
 const path = require('path');
-const readline = require('readline');
 const Redis = require('ioredis');
 const { io } = require('socket.io-client');
+const { serve } = require('./commands');
 
 const CHANNEL = 'session-bridge';
 const HISTORY_KEYS = [`{${CHANNEL}}:history`, `{${CHANNEL}}:retention`];
@@ -415,19 +415,4 @@ const COMMANDS = {
   },
 };
 
-const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
-lines.on('line', (line) => {
-  queue = queue.then(async () => {
-    let cmd;
-    try {
-      cmd = JSON.parse(line);
-      const result = await COMMANDS[cmd.cmd](cmd);
-      process.stdout.write(`${JSON.stringify({ id: cmd.id, ok: true, result })}\n`);
-    } catch (err) {
-      process.stdout.write(`${JSON.stringify({ id: cmd && cmd.id, ok: false,
-        error: String(err && err.stack) })}\n`);
-    }
-  });
-});
-lines.on('close', () => { queue.then(() => process.exit(0)); });
+serve(COMMANDS);

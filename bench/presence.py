@@ -7,6 +7,7 @@ presence event latency under join/leave churn, Redis memory per online user.
     .venv/bin/python bench/presence.py --sockets 10000 --room 'chat:{k}' --groups 1000 \
         --churn-room chat:0
     .venv/bin/python bench/presence.py --sockets 2000 --room lobby --bridge-path /tmp/old-tree
+    .venv/bin/python bench/presence.py --send-cost 10000
 
 For each mode (``plain``: rooms only; ``presence``: ``--presence-room`` matching
 the room; modes may repeat, for interleaved runs): a private redis-server,
@@ -14,23 +15,21 @@ sessions written by PHP through Predis (``presence_seed.php``), the daemon
 pinned to core 1 and the load generator (``presence_load.js``, one Node
 process) to core 0. The generator holds ``--sockets`` lean raw websocket
 clients (they connect to Socket.IO, answer pings and drain what arrives,
-parsing frame headers only; daemon CPU per connect measured from /proc), then opens the
-observer (socket.io-client; last in the room, so last in every fan-out), then,
-with presence, churns ``--rate`` joins+leaves per second of other users (raw
-clients too) for ``--seconds`` while the observer times every presence event
-(joins from the joining socket's CONNECT reply; leaves from its close plus the
-leave delay). ``--bridge-path`` runs the daemon from another copy of the
-``bridge`` package (e.g. ``git archive <commit> bridge``), for A/B runs of the
-code. Prints one JSON object.
+parsing frame headers only; daemon CPU per connect measured from /proc), then
+opens the observer (socket.io-client; last in the room, so last in every
+fan-out), then, with presence, churns ``--rate`` joins+leaves per second of
+other users (raw clients too) for ``--seconds`` while the observer times every
+presence event (joins from the joining socket's CONNECT reply; leaves from its
+close plus the leave delay). ``--bridge-path`` runs the daemon from another
+copy of the ``bridge`` package (e.g. ``git archive <commit> bridge``), for A/B
+runs of the code. Prints one JSON object (and each mode's result on stderr as
+it ends).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -39,52 +38,26 @@ import time
 import urllib.request
 from pathlib import Path
 
-BENCH = Path(__file__).resolve().parent
-ROOT = BENCH.parent
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.harness import free_port, wait_until  # noqa: E402
+from bench.lib.loadgen import Generator  # noqa: E402
+from bench.lib.paths import BENCH, VENV_BIN  # noqa: E402
+from bench.lib.placement import LOAD_CORE, SERVER_CORE, placed  # noqa: E402
+from bench.lib.procstat import cpu_seconds, settle  # noqa: E402
+from bench.lib.stats import pct  # noqa: E402
+from devtools.children import Children, free_port, wait_until  # noqa: E402
 
-TICK = os.sysconf("SC_CLK_TCK")
 DELAY = 3.0
 
 
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
-
-
-def start(argv, log: Path, core: int | None, **kwargs) -> subprocess.Popen:
-    if core is not None and shutil.which("taskset"):
-        argv = ["taskset", "-c", str(core), *argv]
-    return subprocess.Popen(argv, stderr=open(log, "ab"), start_new_session=True, **kwargs)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-
-
-def ask(gen: subprocess.Popen, **cmd) -> dict:
-    gen.stdin.write(json.dumps(cmd) + "\n")
-    gen.stdin.flush()
-    answer = json.loads(gen.stdout.readline())
-    if not answer["ok"]:
-        raise RuntimeError(answer["error"])
-    return answer["result"]
-
-
 def percentile(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return round(ordered[min(len(ordered) - 1, int(q * len(ordered)))], 1)
+    value = pct(values, 100 * q)
+    return None if value is None else round(value, 1)
+
+
+def loadavg() -> list[str]:
+    with open("/proc/loadavg") as f:
+        return f.read().split()[:3]
 
 
 def ready(admin_port: int) -> bool:
@@ -95,80 +68,106 @@ def ready(admin_port: int) -> bool:
         return False
 
 
-def run_mode(args, mode: str, workdir: Path) -> dict:
+def start_redis(children: Children, mode: str, workdir: Path):
+    """A private redis-server on core 0; a redis-py client of it."""
     import redis
 
-    procs = []
+    port = free_port()
+    children.start(f"redis-{mode}", placed(["redis-server", "--port", str(port), "--save", "",
+                                            "--appendonly", "no", "--dir", str(workdir)],
+                                           LOAD_CORE))
+    client = redis.Redis(port=port)
+    wait_until(lambda: _pong(client), 10, what="redis")
+    return client, port
+
+
+def seed(args, port: int, pool: int) -> None:
+    """The held users' sessions in ``--room``; the observer's (index ``--sockets``) and
+    the churning ones' in ``--churn-room``."""
+    for first, count, room in ((0, args.sockets, args.room),
+                               (args.sockets, pool - args.sockets, args.churn_room or args.room)):
+        subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
+                        str(count), room, str(args.groups), str(first)], check=True,
+                       capture_output=True)
+
+
+def start_daemon(children: Children, args, mode: str, redis_port: int, workdir: Path):
+    """The daemon on core 1, with presence in ``presence`` mode; (child, its URL).
+    ``python -m bridge`` runs in the work directory, not the checkout (-m puts the
+    cwd first on sys.path), so that ``--bridge-path`` is the code that runs."""
+    port, admin_port = free_port(), free_port()
+    extra = (["--presence-room", args.room.replace("{k}", "*"),
+              "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
+    env = {"PYTHONPATH": args.bridge_path} if args.bridge_path else None
+    daemon = children.start(f"daemon-{mode}", placed([
+        str(VENV_BIN / "python"), "-m", "bridge", "serve", "--port", str(port),
+        "--admin-port", str(admin_port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
+        "--rooms-key", "rooms", "--handshake-rate", "0", "--log-level", "warning", *extra],
+        SERVER_CORE), env=env, cwd=workdir)
+    daemon.wait_for(lambda: ready(admin_port), 20, "ready answer on /readyz")
+    return daemon, f"http://127.0.0.1:{port}"
+
+
+def hold(gen: Generator, client, daemon, url: str, mode: str, args) -> dict:
+    """Hold ``--sockets`` raw sockets; the daemon's CPU per connect, the generator's,
+    what the raw clients received, Redis memory."""
+    memory_before = client.info("memory")["used_memory"]
+    load_before = loadavg()
+    cpu_before, gen_before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid)
+    held = gen.call("hold", url=url, concurrency=args.concurrency, drain_ms=args.drain_ms,
+                    **{"from": 0, "to": args.sockets})
+    cpu_held = cpu_seconds(daemon.pid) - cpu_before
+    settle(daemon.pid)  # the joins' fan-outs done
+    cpu = cpu_seconds(daemon.pid) - cpu_before
+    return {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
+            "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
+            "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
+            "generator_cpu_s": round(cpu_seconds(gen.pid) - gen_before, 2),
+            "loadavg_before": load_before, "loadavg_after": loadavg(),
+            "received": gen.call("counters"),
+            "redis_used_memory_delta": client.info("memory")["used_memory"] - memory_before}
+
+
+def presence_keys(client) -> dict:
+    """Users online and the bytes of the presence keys, in total and per online user."""
+    online = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
+    size = key_bytes(client)
+    return {"online": online, "presence_key_bytes": size,
+            "presence_key_bytes_per_online_user": round(size / max(1, online), 1)}
+
+
+def churn(gen: Generator, daemon, url: str, args, pool: int) -> dict:
+    """Joins and leaves of other users at ``--rate``; presence event latencies at the
+    observer."""
+    before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
+    seen = gen.call("churn", url=url, rate=args.rate, seconds=args.seconds,
+                    pool=[args.sockets + 1, pool], delay=DELAY, backlog=int(args.rate * 2))
+    wall = time.monotonic() - before[2]
+    out = summarize(seen)
+    out["daemon_cpu_share"] = round((cpu_seconds(daemon.pid) - before[0]) / wall, 3)
+    out["generator_cpu_share"] = round((cpu_seconds(gen.pid) - before[1]) / wall, 3)
+    out["loadavg"] = loadavg()
+    return out
+
+
+def run_mode(args, mode: str, workdir: Path) -> dict:
+    children = Children(workdir)
     try:
-        port = free_port()
-        procs.append(start(["redis-server", "--port", str(port), "--save", "", "--appendonly",
-                            "no", "--dir", str(workdir)], workdir / f"redis-{mode}.log", 0,
-                           stdout=subprocess.DEVNULL))
-        client = redis.Redis(port=port)
-        wait_until(lambda: _pong(client), 10, what="redis")
+        client, redis_port = start_redis(children, mode, workdir)
         pool = args.sockets + int(args.rate * (args.seconds + 2)) + 10  # [sockets]: observer
-        for first, count, room in ((0, args.sockets, args.room),
-                                   (args.sockets, pool - args.sockets,
-                                    args.churn_room or args.room)):
-            subprocess.run(["php", str(BENCH / "presence_seed.php"), "127.0.0.1", str(port),
-                            str(count), room, str(args.groups), str(first)], check=True,
-                           capture_output=True)
-        daemon_port, admin_port = free_port(), free_port()
-        extra = (["--presence-room", args.room.replace("{k}", "*"),
-                  "--presence-leave-delay", str(DELAY)] if mode == "presence" else [])
-        env = dict(os.environ, PYTHONPATH=args.bridge_path) if args.bridge_path else None
-        daemon = start([str(ROOT / ".venv" / "bin" / "python"), "-m", "bridge", "serve", "--port",
-                        str(daemon_port), "--admin-port", str(admin_port), "--redis-url",
-                        f"redis://127.0.0.1:{port}/0", "--rooms-key", "rooms",
-                        "--handshake-rate", "0", "--log-level", "warning", *extra],
-                       workdir / f"daemon-{mode}.log", 1, stdout=subprocess.DEVNULL, env=env,
-                       cwd=workdir)  # not the checkout: -m puts the cwd first on sys.path
-        procs.append(daemon)
-        wait_until(lambda: ready(admin_port), 20, what="daemon ready")
-        gen = start(["node", str(BENCH / "presence_load.js")], workdir / f"gen-{mode}.log", 0,
-                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=BENCH)
-        procs.append(gen)
-        url = f"http://127.0.0.1:{daemon_port}"
-        memory_before = client.info("memory")["used_memory"]
-        loadavg = open("/proc/loadavg").read().split()[:3]
-        cpu_before, gen_before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid)
-        held = ask(gen, cmd="hold", url=url, concurrency=args.concurrency, drain_ms=args.drain_ms,
-                   **{"from": 0, "to": args.sockets})
-        cpu_held = cpu_seconds(daemon.pid) - cpu_before
-        settle(daemon.pid)
-        cpu = cpu_seconds(daemon.pid) - cpu_before
-        result = {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
-                  "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
-                  "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
-                  "generator_cpu_s": round(cpu_seconds(gen.pid) - gen_before, 2),
-                  "loadavg_before": loadavg,
-                  "loadavg_after": open("/proc/loadavg").read().split()[:3],
-                  "received": ask(gen, cmd="counters"),
-                  "redis_used_memory_delta": client.info("memory")["used_memory"]
-                  - memory_before}
-        result["observer"] = ask(gen, cmd="observe", url=url, index=args.sockets)
+        seed(args, redis_port, pool)
+        daemon, url = start_daemon(children, args, mode, redis_port, workdir)
+        gen = Generator(children, BENCH / "presence_load.js", f"gen-{mode}")
+        result = hold(gen, client, daemon, url, mode, args)
+        result["observer"] = gen.call("observe", url=url, index=args.sockets)
         if mode == "presence":
-            online = sum(client.zcard(k) for k in client.scan_iter("*:presence:*"))
-            result["online"] = online
-            result["presence_key_bytes"] = key_bytes(client)
-            result["presence_key_bytes_per_online_user"] = round(
-                result["presence_key_bytes"] / max(1, online), 1)
-            before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
-            churn = ask(gen, cmd="churn", url=url, rate=args.rate, seconds=args.seconds,
-                        pool=[args.sockets + 1, pool], delay=DELAY, backlog=int(args.rate * 2))
-            wall = time.monotonic() - before[2]
-            result["churn"] = summarize(churn)
-            result["churn"]["daemon_cpu_share"] = round(
-                (cpu_seconds(daemon.pid) - before[0]) / wall, 3)
-            result["churn"]["generator_cpu_share"] = round(
-                (cpu_seconds(gen.pid) - before[1]) / wall, 3)
-            result["churn"]["loadavg"] = open("/proc/loadavg").read().split()[:3]
-            result["received_after_churn"] = ask(gen, cmd="counters")
-        ask(gen, cmd="quit")
+            result.update(presence_keys(client))
+            result["churn"] = churn(gen, daemon, url, args, pool)
+            result["received_after_churn"] = gen.call("counters")
+        gen.call("quit")
         return result
     finally:
-        for proc in reversed(procs):
-            stop(proc)
+        children.stop_all(timeout=10)
 
 
 def _pong(client) -> bool:
@@ -176,18 +175,6 @@ def _pong(client) -> bool:
         return client.ping()
     except Exception:  # noqa: BLE001 - not up yet
         return False
-
-
-def settle(pid: int, quiet: float = 1.0, idle_share: float = 0.25, limit: float = 120.0) -> None:
-    """Wait until the daemon uses under ``idle_share`` of a core (the joins' fan-outs done)."""
-    deadline = time.monotonic() + limit
-    last = cpu_seconds(pid)
-    while time.monotonic() < deadline:
-        time.sleep(quiet)
-        now = cpu_seconds(pid)
-        if now - last < idle_share * quiet:
-            return
-        last = now
 
 
 def key_bytes(client) -> int:
@@ -207,20 +194,18 @@ def send_cost(sockets: int, rounds: int = 50) -> dict:
         peers.append(socket.create_connection(listener.getsockname()))
         ours.append(listener.accept()[0])
     frame = b"\x81\x2f" + b'42["presence",{"room":"lobby","joined":100123}]'
-    usage = lambda: resource.getrusage(resource.RUSAGE_SELF)  # noqa: E731
-    before = usage()
+    before = resource.getrusage(resource.RUSAGE_SELF)
     for _ in range(rounds):
         for sock in ours:
             sock.send(frame)
-    after = usage()
+    after = resource.getrusage(resource.RUSAGE_SELF)
     for sock in (*peers, *ours, listener):
         sock.close()
     sends = sockets * rounds
+    user, system = after.ru_utime - before.ru_utime, after.ru_stime - before.ru_stime
     return {"sockets": sockets, "sends": sends,
-            "us_per_send": round((after.ru_utime + after.ru_stime - before.ru_utime
-                                  - before.ru_stime) / sends * 1e6, 2),
-            "us_per_send_user": round((after.ru_utime - before.ru_utime) / sends * 1e6, 2),
-            "loadavg": open("/proc/loadavg").read().split()[:3]}
+            "us_per_send": round((user + system) / sends * 1e6, 2),
+            "us_per_send_user": round(user / sends * 1e6, 2), "loadavg": loadavg()}
 
 
 def summarize(churn: dict) -> dict:
@@ -236,7 +221,7 @@ def summarize(churn: dict) -> dict:
     return out
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--room", default="chat:{k}", help='room template; "{k}" = i %% groups')
@@ -244,8 +229,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="joins+leaves per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--churn-room", default="",
-                        help="room of the churning users (default: --room); socket 0, the "
-                             "observer, is in room k=0")
+                        help="room of the churning users and the observer (default: --room)")
     parser.add_argument("--modes", default="plain,presence",
                         help="comma list, repeats allowed (plain,presence,plain,presence)")
     parser.add_argument("--concurrency", type=int, default=50, help="connects in flight")
@@ -257,7 +241,24 @@ def main() -> int:
                         help="PYTHONPATH of the daemon: another copy of the bridge package")
     parser.add_argument("--send-cost", type=int, default=0, metavar="N",
                         help="only measure the CPU of one small send to each of N sockets")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def report(args, results: list[dict], workdir: Path) -> dict:
+    """The run's arguments and results; the presence/plain ratio of the medians of CPU
+    per connect (over the repeats of each mode)."""
+    out = {"args": vars(args), "results": results, "logs": str(workdir)}
+    per_connect: dict[str, list[float]] = {}
+    for r in results:
+        per_connect.setdefault(r["mode"], []).append(r["cpu_ms_per_connect"])
+    if {"plain", "presence"} <= per_connect.keys():
+        out["connect_cpu_ratio"] = round(
+            statistics.median(per_connect["presence"]) / statistics.median(per_connect["plain"]), 3)
+    return out
+
+
+def main() -> int:
+    args = parse_args()
     if args.send_cost:
         print(json.dumps(send_cost(args.send_cost)))
         return 0
@@ -266,14 +267,7 @@ def main() -> int:
     for mode in args.modes.split(","):
         results.append(run_mode(args, mode, workdir))
         print(json.dumps(results[-1]), file=sys.stderr, flush=True)
-    report = {"args": vars(args), "results": results, "logs": str(workdir)}
-    per_connect: dict[str, list[float]] = {}
-    for r in results:
-        per_connect.setdefault(r["mode"], []).append(r["cpu_ms_per_connect"])
-    if {"plain", "presence"} <= per_connect.keys():
-        report["connect_cpu_ratio"] = round(
-            statistics.median(per_connect["presence"]) / statistics.median(per_connect["plain"]), 3)
-    print(json.dumps(report, indent=1))
+    print(json.dumps(report(args, results, workdir), indent=1))
     return 0
 
 

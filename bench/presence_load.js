@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // Load generator of bench/presence.py, for the sessions written by
-// presence_seed.php (session i: md5("presence-bench:i")). One JSON command per
-// stdin line, one JSON answer per stdout line.
+// presence_seed.php (session i: md5("presence-bench:i")). Driven through the
+// command loop of commands.js (one JSON command a line on stdin, one answer a
+// line on stdout, each carrying the command's id); nothing else is written to
+// stdout. Commands:
 //
 //   {"cmd": "hold", "url", "from", "to", "concurrency", "drain_ms"}
 //       open raw sockets [from, to): lean websocket clients that connect to
@@ -20,13 +22,17 @@
 //       CONNECT reply) or close the oldest one opened by the churn (a leave,
 //       timed from the close plus `delay`); the observer's events are
 //       matched to them (one clock, this process's).
+//   {"cmd": "counters"}
+//       frames, bytes and pings the raw sockets received so far; sockets held.
+//   {"cmd": "quit"}
+//       close every socket, exit.
 
 'use strict';
 
 const crypto = require('crypto');
 const net = require('net');
-const readline = require('readline');
 const { io } = require('socket.io-client');
+const { serve } = require('./commands');
 
 let drainMs = 0;
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
@@ -235,16 +241,4 @@ const COMMANDS = {
   },
 };
 
-const lines = readline.createInterface({ input: process.stdin });
-let queue = Promise.resolve();
-lines.on('line', (line) => {
-  queue = queue.then(async () => {
-    try {
-      const cmd = JSON.parse(line);
-      const result = await COMMANDS[cmd.cmd](cmd);
-      process.stdout.write(`${JSON.stringify({ ok: true, result })}\n`);
-    } catch (err) {
-      process.stdout.write(`${JSON.stringify({ ok: false, error: String(err && err.stack) })}\n`);
-    }
-  });
-});
+serve(COMMANDS);

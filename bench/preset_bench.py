@@ -32,10 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.lib.procstat import cpu_seconds  # noqa: E402
 from bridge import frameworks  # noqa: E402
 from bridge.auth import Authenticator  # noqa: E402
 from bridge.config import PRESET_DEFAULTS, app_key_bytes  # noqa: E402
 from bridge.store import SessionStore, open_redis  # noqa: E402
+from devtools.cookies import cookie_of  # noqa: E402
 from tests import harness  # noqa: E402
 
 KEYS: dict[str, str] = {}
@@ -59,7 +61,7 @@ def cases(tmp: Path, redis, started: list) -> dict:
     started.append(demo)
     plain = demo.login("alice")
     found = {"plain": (authenticator(redis, "plain", "PHPSESSID"),
-                       f"PHPSESSID={plain.cookies['PHPSESSID']}")}
+                       cookie_of(plain))}
     for cipher, encrypt in LARAVEL:
         key = harness.app_key(32)
         app = harness.LaravelApp(tmp, redis, key=key, cipher=cipher, encrypt=encrypt)
@@ -83,11 +85,6 @@ def best_of(found: dict, rounds: int, calls: int) -> dict:
     return best
 
 
-def daemon_cpu(daemon) -> float:
-    fields = Path(f"/proc/{daemon.popen.pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def connect_cpu(tmp: Path, redis, found: dict, rounds: int, connects: int) -> dict:
     import socketio
 
@@ -103,13 +100,13 @@ def connect_cpu(tmp: Path, redis, found: dict, rounds: int, connects: int) -> di
     try:
         for _ in range(rounds):
             for name, (daemon, header) in daemons.items():
-                before = daemon_cpu(daemon)
+                before = cpu_seconds(daemon.pid)
                 for _ in range(connects):
                     client = socketio.Client()
                     client.connect(daemon.url, headers={"Cookie": header},
                                    transports=["websocket"], wait_timeout=5)
                     client.disconnect()
-                best[name] = min(best[name], (daemon_cpu(daemon) - before) / connects)
+                best[name] = min(best[name], (cpu_seconds(daemon.pid) - before) / connects)
     finally:
         for daemon, _ in daemons.values():
             daemon.stop()
@@ -124,9 +121,12 @@ def table(best: dict, unit: str) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--calls", type=int, default=1000)
-    parser.add_argument("--connects", type=int, default=400)
+    parser.add_argument("--rounds", type=int, default=8,
+                        help="interleaved batches of decisions; the best counts (default 8)")
+    parser.add_argument("--calls", type=int, default=1000,
+                        help="Authenticator decisions per batch (default 1000)")
+    parser.add_argument("--connects", type=int, default=400,
+                        help="connects per round in the real daemons (default 400)")
     args = parser.parse_args()
     started: list = []
     with tempfile.TemporaryDirectory() as tmp:

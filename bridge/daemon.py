@@ -66,6 +66,7 @@ class Daemon:
         rt = self.runtime
         rt.tune_for_many_sockets()
         self.store = components.session_store(c)
+        self.store.batch_gets(rt.start, rt.waiter)
         authenticator = components.authenticator(c, self.store)
         self.history = components.history(c)
         self.tail = Tail(

@@ -33,6 +33,7 @@ from bridge.auth import (
     SESSION_UNREADABLE,
     STORE_UNAVAILABLE,
     Authenticator,
+    Identity,
     Refused,
 )
 from bridge.keepalive import KeepAlive
@@ -149,9 +150,11 @@ class SessionWatch:
             while self.running:
                 self._apply_changes(pubsub)
                 item = pubsub.get_message(timeout=0.05)
+                confirmed: list[str] = []
                 while item is not None:
-                    self._on_item(item)
+                    self._on_item(item, confirmed)
                     item = pubsub.get_message(timeout=0)
+                self.check_all(confirmed)
                 self._refresh()
         finally:
             self.live = False
@@ -169,14 +172,24 @@ class SessionWatch:
         if fresh:
             pubsub.subscribe(*[self.store.keyspace_channel(s) for s in fresh])
 
-    def _on_item(self, item: dict) -> None:
+    def _on_item(self, item: dict, confirmed: list[str] | None = None) -> None:
+        """Act on one pub/sub item. Subscription confirmations collect in ``confirmed``
+        (checked together by ``check_all``, before any later event of the same read);
+        without that list each is checked at once."""
         channel = _text(item.get("channel"))
         session_id = self.store.session_id_of_channel(channel)
         if session_id is None:
             return
         if item["type"] == "subscribe":
-            self.check(session_id)  # closes the gap between the connect's GET and now
+            # closes the gap between the connect's GET and now
+            if confirmed is None:
+                self.check(session_id)
+            else:
+                confirmed.append(session_id)
         elif item["type"] == "message":
+            if confirmed:  # earlier confirmations first: events act in arrival order
+                self.check_all(confirmed)
+                confirmed.clear()
             event = _text(item["data"])
             if event in _EVENT_REASONS and not (event in _MIGRATE_EVENTS and self.sharded):
                 self.end(session_id, _EVENT_REASONS[event])
@@ -193,7 +206,25 @@ class SessionWatch:
         try:
             identity = self.authenticator.identify(session_id)
         except Refused as refusal:
-            reason = _reason_of_refusal(refusal.reason)
+            identity = refusal
+        self._decide(session_id, sockets, identity)
+
+    def check_all(self, session_ids: list[str]) -> None:
+        """``check`` of each session, the reads in one round trip to Redis."""
+        wanted = [s for s in dict.fromkeys(session_ids) if self.registry.has_session(s)]
+        if len(wanted) < 2:
+            for session_id in wanted:
+                self.check(session_id)
+            return
+        sockets = [self.registry.sockets_of_session(s) for s in wanted]  # as check() does
+        outcomes = self.authenticator.identify_many(wanted)
+        for session_id, its_sockets, outcome in zip(wanted, sockets, outcomes, strict=True):
+            self._decide(session_id, its_sockets, outcome)
+
+    def _decide(self, session_id: str, sockets: list[str], identity: Identity | Refused) -> None:
+        """End the sockets whose session no longer holds their user."""
+        if isinstance(identity, Refused):
+            reason = _reason_of_refusal(identity.reason)
             if reason:
                 self.end(session_id, reason)
             return

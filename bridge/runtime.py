@@ -16,10 +16,11 @@ import gc
 import socket
 
 import eventlet
+import eventlet.event
 import eventlet.hubs
 import eventlet.wsgi
 
-from bridge import framing, patches, transport
+from bridge import framing, httphead, patches, transport
 
 LISTEN_BACKLOG = 4096
 MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
@@ -38,6 +39,16 @@ class EventletRuntime:
     @staticmethod
     def spawn(function, *args, **kwargs):
         return eventlet.spawn(function, *args, **kwargs)
+
+    @staticmethod
+    def start(function, *args) -> None:
+        """Run ``function`` in a greenlet of its own once the current ones yield."""
+        eventlet.spawn_n(function, *args)
+
+    @staticmethod
+    def waiter():
+        """A one-shot hand-over between greenlets: ``send(value)`` once, ``wait()``."""
+        return eventlet.event.Event()
 
     @staticmethod
     def pause() -> None:
@@ -95,11 +106,38 @@ class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):
 
     Each websocket of eventlet's own (with compression on) keeps its
     connection's buffers for life; Engine.IO frames are small. 6.7 KB less
-    per socket.
+    per socket. Request heads are read by :mod:`bridge.httphead` (see
+    bench/RESULTS.md for what that saves per connect).
     """
 
     rbufsize = 2048
     wbufsize = 2048
+
+    def parse_request(self):
+        """``http.server``'s parse_request for the plain request form, with the header
+        block read by :mod:`bridge.httphead` instead of the ``email`` package."""
+        plain = httphead.request_line(self.raw_requestline)
+        if plain is None:
+            return super().parse_request()  # every other form: http.server's checks
+        self.command, self.path, self.request_version = plain
+        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        self.close_connection = not (self.request_version == "HTTP/1.1"
+                                     and self.protocol_version >= "HTTP/1.1")
+        try:  # self.rfile is eventlet's line- and size-limited reader here
+            self.headers = httphead.read_fields(self.rfile.readline)
+        except httphead.BadHead as exc:
+            self.send_error(exc.status, exc.reason)
+            return False
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive" and self.protocol_version >= "HTTP/1.1":
+            self.close_connection = False
+        if (self.headers.get("Expect", "").lower() == "100-continue"
+                and self.protocol_version >= "HTTP/1.1"
+                and self.request_version == "HTTP/1.1"):
+            return self.handle_expect_100()
+        return True
 
     def finish(self):
         if not getattr(self, "environ", {}).get(transport.DETACHED):

@@ -178,6 +178,86 @@ def _pooled_get(pool, key: str) -> bytes | None:
         pool.release(conn)
 
 
+def _answer_or_error(value):
+    if isinstance(value, redis.ResponseError):
+        return NotAString(str(value)) if _wrong_type(value) else StoreUnavailable(str(value))
+    if isinstance(value, Exception):  # a pipeline's connection error in a key's place
+        return StoreUnavailable(str(value) or type(value).__name__)
+    return value
+
+
+def _pooled_get_many(pool, keys: list[str]) -> list:
+    """GETs of ``keys`` on one connection of ``pool``, sent together, in one round trip.
+
+    In each key's place: its value, or the exception ``_pooled_get`` would
+    have raised for it alone (NotAString, StoreUnavailable). A connection that
+    failed mid-batch is dropped, and every key without an answer yet gets
+    StoreUnavailable.
+    """
+    try:
+        conn = pool.get_connection()
+    except FAILURES as exc:
+        return [StoreUnavailable(str(exc) or type(exc).__name__)] * len(keys)
+    out: list = []
+    try:
+        conn.send_packed_command(conn.pack_commands([("GET", key) for key in keys]))
+        for _ in keys:
+            try:
+                out.append(conn.read_response())
+            except redis.ResponseError as exc:  # an answer: the connection is fine
+                out.append(NotAString(str(exc)) if _wrong_type(exc)
+                           else StoreUnavailable(str(exc)))
+    except BaseException as exc:
+        conn.disconnect()
+        if not isinstance(exc, redis.RedisError):
+            raise  # the batch's waiters get StoreUnavailable (GetBatch._flush)
+        failed = StoreUnavailable(str(exc) or type(exc).__name__)
+        out += [failed] * (len(keys) - len(out))
+    finally:
+        pool.release(conn)
+    return out
+
+
+class GetBatch:
+    """The session GETs of concurrent handshakes, sent to Redis together.
+
+    Every greenlet that asks for a session in the same turn of the event loop
+    waits; the first one schedules a flush (``spawn``), which takes one pooled
+    connection and sends all of that turn's GETs in one write, then hands each
+    waiter its answer. Per GET that saves the pool's check-out (a lock, a
+    readiness ``select`` and its bookkeeping), a write and a wake-up. Same
+    timeouts as a single GET (each answer is read within ``redis_timeout``),
+    same errors per key, and a waiter always gets an answer or an error.
+    """
+
+    def __init__(self, pool, spawn, waiter):
+        self.pool = pool
+        self.spawn = spawn  # spawn(function): run it once the current greenlets yield
+        self.waiter = waiter  # waiter() -> object with send(value) and wait()
+        self.pending: list[tuple[str, object]] = []
+
+    def get(self, key: str) -> bytes | None:
+        waiter = self.waiter()
+        if not self.pending:
+            self.spawn(self._flush)
+        self.pending.append((key, waiter))
+        answer = waiter.wait()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    def _flush(self) -> None:
+        batch, self.pending = self.pending, []
+        answers: list = []
+        try:
+            answers = _pooled_get_many(self.pool, [key for key, _ in batch])
+        finally:
+            lost = StoreUnavailable("session read interrupted")
+            answers += [lost] * (len(batch) - len(answers))
+            for (_, waiter), answer in zip(batch, answers, strict=True):
+                waiter.send(answer)
+
+
 class SessionStore:
     """Reads PHP sessions stored as one Redis string per session."""
 
@@ -185,6 +265,16 @@ class SessionStore:
         self.client = client
         self.prefix = prefix
         self.db = db
+        # Asked on every handshake; isinstance against RedisCluster goes through
+        # typing's Protocol check (2% of a connect's CPU, bench/RESULTS.md).
+        self.sharded = is_cluster(client)
+        self.batch: GetBatch | None = None
+
+    def batch_gets(self, spawn, waiter) -> None:
+        """Send the GETs of concurrent handshakes together (see GetBatch); one server or
+        Sentinel only (a cluster's keys live on different nodes)."""
+        if not self.sharded:
+            self.batch = GetBatch(self.client.connection_pool, spawn, waiter)
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
@@ -195,14 +285,18 @@ class SessionStore:
         Every handshake makes this call, so it is one GET on a pooled
         connection without redis-py's per-command wrapping (its retry loop,
         off here anyway, and its observability hooks): a few % of a connect.
-        Same timeouts; a connection that failed mid-command is dropped.
+        Same timeouts; a connection that failed mid-command is dropped. With
+        ``batch_gets`` on (the daemon), the GETs of concurrent handshakes go
+        to Redis together (GetBatch).
         On a cluster, the same GET on the pool of the node holding the key's
         slot; anything but an answer (MOVED, ASK, a node down) is asked again
         through redis-py's cluster client, which follows redirects and
         refreshes its slot map.
         """
         key = self.key(session_id)
-        if not is_cluster(self.client):
+        if self.batch is not None:
+            return self.batch.get(key)
+        if not self.sharded:
             return _pooled_get(self.client.connection_pool, key)
         try:
             node = self.client.get_node_from_key(key)
@@ -219,6 +313,28 @@ class SessionStore:
             raise StoreUnavailable(str(exc)) from None
         except FAILURES as exc:
             raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+
+    def get_many(self, session_ids: list[str]) -> list[bytes | None | Exception]:
+        """The raw values of several sessions in one round trip (a pipeline of GETs: on
+        a cluster the keys may be in different slots, so one GET each there). In a
+        key's place: NotAString for a key of another type, StoreUnavailable for any
+        other error answer; StoreUnavailable is raised when Redis does not answer."""
+        if self.sharded:
+            return [self._get_or_error(session_id) for session_id in session_ids]
+        try:
+            with self.client.pipeline(transaction=False) as pipe:
+                for session_id in session_ids:
+                    pipe.get(self.key(session_id))
+                values = pipe.execute(raise_on_error=False)
+        except FAILURES as exc:
+            raise StoreUnavailable(str(exc) or type(exc).__name__) from None
+        return [_answer_or_error(value) for value in values]
+
+    def _get_or_error(self, session_id: str) -> bytes | None | Exception:
+        try:
+            return self.get(session_id)
+        except (NotAString, StoreUnavailable) as exc:
+            return exc
 
     def get_with_ttl(self, session_id: str) -> tuple[bytes | None, int | None]:
         """The raw value and its TTL in seconds (None: missing or no expiry)."""

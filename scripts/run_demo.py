@@ -52,6 +52,10 @@ import urllib.request
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from devtools.children import Child, ChildFailed  # noqa: E402
+
 PHP_DEMO = ROOT / "php-demo"
 SOCKET_IO_CLIENT = PHP_DEMO / "public" / "vendor" / "socket.io.min.js"
 USERS = (("alice", 1), ("bob", 2), ("carol", 3))
@@ -150,77 +154,78 @@ def preflight(args: argparse.Namespace) -> list[str]:
 # -- processes ---------------------------------------------------------------------------
 
 
-class Child:
-    """A process in its own process group: Ctrl-C reaches only this script, which
-    then stops the children in order; ``stop()`` ends the whole group."""
+class Children:
+    """The demo's processes, each in its own process group (Ctrl-C reaches only this
+    script, which then stops them in order), its output in ``workdir``/<name>.log."""
 
-    def __init__(self, name: str, argv: list[str], *, env: dict | None = None,
-                 log: Path | None = None, show=None):
-        self.name, self.argv, self.log = name, argv, log
-        self.tail: list[str] = []
-        out = open(log, "ab") if log else subprocess.PIPE
-        self.popen = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})}, cwd=ROOT, start_new_session=True)
-        if log:
-            out.close()
-        else:
-            self.reader = threading.Thread(target=self._read, args=(show,), daemon=True)
-            self.reader.start()
+    def __init__(self, workdir: Path, stop: threading.Event):
+        self.workdir, self.stop = workdir, stop
+        self.started: list[Child] = []
+        self.readers: list[threading.Thread] = []
 
-    def _read(self, show) -> None:
-        for raw in self.popen.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self.tail = [*self.tail[-40:], line]
-            if show is None or show(line):
-                print(f"{self.name:>6} | {line}", flush=True)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        if self.log:
-            try:
-                return "\n".join(self.log.read_text(errors="replace").splitlines()[-40:])
-            except OSError:
-                return ""
-        if not self.alive():
-            self.reader.join(2)   # the last lines of a process that just exited
-        return "\n".join(self.tail)
-
-    def stop(self, deadline: float) -> None:
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(deadline)
-            except subprocess.TimeoutExpired:
-                say(f"{self.name} did not stop within {deadline:g}s: killing it")
-            except ProcessLookupError:
-                pass
-        try:  # whatever is left of its group (php -S workers, for instance)
-            os.killpg(self.popen.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        try:
-            self.popen.wait(5)
-        except subprocess.TimeoutExpired:
-            say(f"{self.name} (pid {self.popen.pid}) could not be stopped")
-
-
-def wait_for(child: Child, check, what: str, stop: threading.Event) -> None:
-    deadline = time.monotonic() + START_DEADLINE
-    while True:
-        if stop.is_set():
+    def start(self, name: str, argv: list[str], ready, what: str, show=False, **env) -> Child:
+        """Start ``argv``; wait until ``ready()``. ``show``: print its log's lines (True:
+        all, or those a function accepts)."""
+        child = Child(name, argv, self.workdir / f"{name}.log", env=env, cwd=ROOT)
+        self.started.append(child)
+        if show:
+            self.readers.append(follow(child, None if show is True else show))
+        try:  # Ctrl-C or SIGTERM ends the wait too
+            child.wait_for(lambda: self.stop.is_set() or ready(), START_DEADLINE, what)
+        except ChildFailed as exc:
+            raise DemoError(str(exc)) from None
+        if self.stop.is_set():
             raise KeyboardInterrupt
-        if not child.alive():
-            raise DemoError(f"{child.name} exited ({child.popen.returncode}) before {what}:\n"
-                            f"{child.output()}")
-        if check():
-            return
-        if time.monotonic() > deadline:
-            raise DemoError(f"{child.name}: no {what} within {START_DEADLINE:g}s:\n"
-                            f"{child.output()}")
-        stop.wait(0.1)
+        return child
+
+    def watch(self) -> int:
+        """Until Ctrl-C or SIGTERM (0), or until one exits (1)."""
+        while not self.stop.is_set():
+            for child in self.started:
+                if not child.alive():
+                    say(f"{child.name} exited unexpectedly ({child.popen.returncode}):",
+                        child.tail())
+                    return 1
+            self.stop.wait(0.5)
+        return 0
+
+    def stop_all(self) -> None:
+        """php first, the daemon, Redis last; then the last lines they logged."""
+        if self.started:
+            say("", "stopping: " + ", ".join(child.name for child in reversed(self.started)))
+        for child in reversed(self.started):
+            child.stop(STOP_DEADLINE)
+            if child.forced:
+                say(f"{child.name} did not stop within {STOP_DEADLINE:g}s: killed it")
+            if child.alive():
+                say(f"{child.name} (pid {child.pid}) could not be stopped")
+        for reader in self.readers:
+            reader.join(2)
+        if self.started:
+            say("stopped.")
+
+
+def follow(child: Child, show=None) -> threading.Thread:
+    """Print the lines of ``child``'s log that ``show`` accepts (all by default), as
+    they come, until the child has exited and its log is read."""
+
+    def run() -> None:
+        pending = ""
+        with open(child.log_path, errors="replace") as log:
+            while True:
+                pending += log.readline()
+                if pending.endswith("\n"):
+                    line, pending = pending.rstrip("\n"), ""
+                    if show is None or show(line):
+                        print(f"{child.name:>6} | {line}", flush=True)
+                elif not child.alive():
+                    return
+                else:
+                    time.sleep(0.1)
+
+    reader = threading.Thread(target=run, daemon=True)
+    reader.start()
+    return reader
 
 
 def redis_pong(port: int) -> bool:
@@ -255,42 +260,37 @@ def php_line_worth_showing(line: str) -> bool:
 # -- main ------------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
-        workdir: Path) -> int:
-    daemon_cmd = preflight(args)
-    redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
-    php_url = f"http://127.0.0.1:{args.php_port}"
-    daemon_url = f"http://127.0.0.1:{args.daemon_port}"
-
-    redis = Child("redis", ["redis-server", "--port", str(args.redis_port), "--bind", "127.0.0.1",
-                            "--save", "", "--appendonly", "no", "--dir", str(workdir)],
-                  log=workdir / "redis.log")
-    started.append(redis)
-    wait_for(redis, lambda: redis_pong(args.redis_port), "PONG", stop)
-
-    daemon = Child("bridge", [
+def start_all(args: argparse.Namespace, children: Children, daemon_cmd: list[str]) -> None:
+    children.start("redis", [
+        "redis-server", "--port", str(args.redis_port), "--bind", "127.0.0.1", "--save", "",
+        "--appendonly", "no", "--dir", str(children.workdir)],
+        lambda: redis_pong(args.redis_port), "PONG")
+    children.start("bridge", [
         *daemon_cmd, "serve", "--port", str(args.daemon_port),
-        "--admin-port", str(args.admin_port), "--redis-url", redis_url,
+        "--admin-port", str(args.admin_port),
+        "--redis-url", f"redis://127.0.0.1:{args.redis_port}/0",
         # the page's origin, under both names a browser may use for it
         "--allowed-origin", f"http://127.0.0.1:{args.php_port}",
         "--allowed-origin", f"http://localhost:{args.php_port}",
         "--rooms-key", "rooms",                 # $_SESSION['rooms'], set by login.php
         "--presence-room", "lobby",             # the page's "Online now" list
         "--expose", "user.name,user.roles",     # what the page's whoami may show
-        "--log-level", args.log_level])
-    started.append(daemon)
-    wait_for(daemon, lambda: http_status(f"http://127.0.0.1:{args.admin_port}/readyz"),
-             "ready answer on /readyz", stop)
+        "--log-level", args.log_level],
+        lambda: http_status(f"http://127.0.0.1:{args.admin_port}/readyz"),
+        "ready answer on /readyz", show=True)
+    children.start("php", [
+        "php", "-S", f"127.0.0.1:{args.php_port}", "-t", str(PHP_DEMO / "public"),
+        str(PHP_DEMO / "public" / "router.php")],
+        lambda: http_status(f"http://127.0.0.1:{args.php_port}/", b"Please log in"),
+        "login page", show=php_line_worth_showing,
+        DEMO_REDIS=f"tcp://127.0.0.1:{args.redis_port}",
+        DEMO_SOCKET_URL=f":{args.daemon_port}",
+        PHP_CLI_SERVER_WORKERS="4")   # a few tabs at once
 
-    php = Child("php", ["php", "-S", f"127.0.0.1:{args.php_port}", "-t",
-                        str(PHP_DEMO / "public"), str(PHP_DEMO / "public" / "router.php")],
-                env={"DEMO_REDIS": f"tcp://127.0.0.1:{args.redis_port}",
-                     "DEMO_SOCKET_URL": f":{args.daemon_port}",
-                     "PHP_CLI_SERVER_WORKERS": "4"},   # a few tabs at once
-                show=php_line_worth_showing)
-    started.append(php)
-    wait_for(php, lambda: http_status(f"{php_url}/", b"Please log in"), "login page", stop)
 
+def banner(args: argparse.Namespace, daemon_cmd: list[str], workdir: Path) -> None:
+    redis_url = f"redis://127.0.0.1:{args.redis_port}/0"
+    php_url = f"http://127.0.0.1:{args.php_port}"
     cli = daemon_cmd[0] if len(daemon_cmd) == 1 else f"{sys.executable} -m bridge"
     if not os.path.relpath(cli).startswith(".."):
         cli = os.path.relpath(cli)
@@ -304,7 +304,7 @@ def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
         "  send each other notices. Log out to see the other tab's session end.",
         "",
         f"  PHP (php -S)      {php_url}   sessions in Redis via Predis",
-        f"  session-bridge    {daemon_url}   "
+        f"  session-bridge    http://127.0.0.1:{args.daemon_port}   "
         f"metrics http://127.0.0.1:{args.admin_port}/metrics",
         f"  Redis (private)   {redis_url}   in {workdir}, saves nothing",
         f"  From a shell:     {cli} emit --redis-url {redis_url} \\",
@@ -314,14 +314,12 @@ def run(args: argparse.Namespace, stop: threading.Event, started: list[Child],
         "=" * 72,
         "")
 
-    while not stop.is_set():
-        for child in started:
-            if not child.alive():
-                say(f"{child.name} exited unexpectedly ({child.popen.returncode}):",
-                    child.output())
-                return 1
-        stop.wait(0.5)
-    return 0
+
+def run(args: argparse.Namespace, children: Children) -> int:
+    daemon_cmd = preflight(args)
+    start_all(args, children, daemon_cmd)
+    banner(args, daemon_cmd, children.workdir)
+    return children.watch()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -333,24 +331,19 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    started: list[Child] = []
     workdir = Path(tempfile.mkdtemp(prefix="session-bridge-demo-"))
+    children = Children(workdir, stop)
     code = 1
     try:
-        code = run(args, stop, started, workdir)
+        code = run(args, children)
     except KeyboardInterrupt:
         code = 0
     except DemoError as exc:
         say(f"run_demo: {exc}")
         code = 1
     finally:
-        if started:
-            say("", "stopping: " + ", ".join(child.name for child in reversed(started)))
-        for child in reversed(started):   # php first, the daemon, Redis last
-            child.stop(STOP_DEADLINE)
+        children.stop_all()
         shutil.rmtree(workdir, ignore_errors=True)
-        if started:
-            say("stopped.")
     return code
 
 

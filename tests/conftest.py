@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from tests import browser as chromium
@@ -25,23 +27,13 @@ def tmp(tmp_path_factory):
 
 @pytest.fixture
 def redis_server(tmp):
-    server = harness.Redis(tmp)
-    yield server
-    server.stop()
+    yield from harness.running(harness.Redis(tmp))
 
 
 @pytest.fixture
 def start_php(tmp):
-    started = []
-
-    def start(redis, handler="predis", serialize="php", **env):
-        php = harness.PhpDemo(tmp, redis, handler, serialize, **env)
-        started.append(php)
-        return php
-
-    yield start
-    for php in started:
-        php.stop()
+    """start_php(redis, handler="predis", serialize="php", **env): a PhpDemo."""
+    yield from harness.starter(functools.partial(harness.PhpDemo, tmp))
 
 
 @pytest.fixture
@@ -51,16 +43,8 @@ def php(start_php, redis_server):
 
 @pytest.fixture
 def start_daemon(tmp):
-    started = []
-
-    def start(redis, *args, **kwargs):
-        daemon = harness.Daemon(tmp, redis, *args, **kwargs)
-        started.append(daemon)
-        return daemon
-
-    yield start
-    for daemon in started:
-        daemon.stop()
+    """start_daemon(redis, *args, **kwargs): a Daemon."""
+    yield from harness.starter(functools.partial(harness.Daemon, tmp))
 
 
 @pytest.fixture

@@ -1,8 +1,8 @@
 """Real processes for the tests: redis-server, php -S (php-demo), the daemon.
 
-Each helper starts its process in its own process group with output to a
-log file, waits for it with a deadline, and stops it (SIGTERM, then SIGKILL)
-in ``stop()``. ``Proc.log()`` is shown when a test fails (see conftest).
+Each is a ``devtools.children.Child``: its own process group, output to a
+log file, waited for with a deadline, stopped (SIGTERM, then SIGKILL) by
+``stop()``. ``Proc.log()`` is shown when a test fails (see conftest).
 """
 
 from __future__ import annotations
@@ -10,101 +10,58 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
+
+from devtools.children import Child, free_port, port_open, wait_until  # noqa: F401 (for tests)
+from devtools.cookies import cookie_of
 
 ROOT = Path(__file__).resolve().parent.parent
 PHP_DEMO = ROOT / "php-demo"
 
 
-_handed_out: set[int] = set()
-
-
-def free_port() -> int:
-    """A port nothing listens on, never the same twice in one test run."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        if port not in _handed_out:
-            _handed_out.add(port)
-            return port
-
-
-def cookie_of(browser, name: str = "PHPSESSID") -> str:
-    """The Cookie header a browser (a requests.Session after a login) would send."""
-    return f"{name}={browser.cookies[name]}"
-
-
-def wait_until(predicate, timeout: float = 10.0, interval: float = 0.02, what: str = ""):
-    """Poll ``predicate`` until it returns a truthy value or the deadline passes."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def port_open(port: int, host: str = "127.0.0.1") -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.2):
-            return True
-    except OSError:
-        return False
-
-
-class Proc:
-    """A child process with its log file, stopped by ``stop()``."""
+class Proc(Child):
+    """A child process of a test; the ones still running are in ``Proc.all`` (their
+    logs are attached to a failed test's report, see conftest)."""
 
     all: list[Proc] = []
 
     def __init__(self, name: str, argv: list[str], log_path: Path, env: dict | None = None,
                  cwd: Path | None = None):
-        self.name, self.argv, self.log_path = name, argv, log_path
-        self._log = open(log_path, "ab")
-        self.popen = subprocess.Popen(
-            argv, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
+        super().__init__(name, argv, log_path, env=env, cwd=cwd)
         Proc.all.append(self)
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def signal(self, signum: int) -> None:
-        if self.alive():
-            os.killpg(self.popen.pid, signum)
-
-    def wait(self, timeout: float) -> int:
-        return self.popen.wait(timeout)
-
     def stop(self, timeout: float = 5.0) -> int | None:
-        if self.alive():
-            try:
-                os.killpg(self.popen.pid, signal.SIGTERM)
-                self.popen.wait(timeout)
-            except (subprocess.TimeoutExpired, ProcessLookupError):
-                try:
-                    os.killpg(self.popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-                self.popen.wait(timeout)
-        self._log.close()
         if self in Proc.all:
             Proc.all.remove(self)
-        return self.popen.returncode
+        return super().stop(timeout)
+
+
+def running(proc):
+    """A fixture's body for one process: ``proc`` to the test, stopped after it
+    (``yield from harness.running(harness.Redis(tmp))``)."""
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+def starter(make):
+    """A fixture's body for processes a test starts itself: yields ``start(...)``,
+    which returns ``make(...)``; stops what it started, newest first, after the test."""
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(make(*args, **kwargs))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for proc in reversed(started):
+            proc.stop()
 
 
 class Redis(Proc):
@@ -116,9 +73,7 @@ class Redis(Proc):
         argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
                 "--save", "", "--appendonly", "no", "--dir", str(tmp), *extra]
         super().__init__(f"redis:{self.port}", argv, tmp / f"redis-{self.port}.log")
-        wait_until(lambda: port_open(self.port) or not self.alive(), 10, what="redis")
-        if not self.alive():
-            raise RuntimeError(f"redis-server failed:\n{self.log()}")
+        self.wait_for(lambda: port_open(self.port), 10, "redis-server listening")
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.tcp = f"tcp://127.0.0.1:{self.port}"
 
@@ -153,9 +108,7 @@ class PhpDemo(Proc):
         argv = ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(PHP_DEMO / "public"),
                 str(PHP_DEMO / "public" / "router.php")]
         super().__init__(f"php:{self.port}", argv, tmp / f"php-{self.port}.log", env=environ)
-        wait_until(lambda: port_open(self.port) or not self.alive(), 10, what="php -S")
-        if not self.alive():
-            raise RuntimeError(f"php -S failed:\n{self.log()}")
+        self.wait_for(lambda: port_open(self.port), 10, "php -S listening")
 
     def login(self, username: str, password: str | None = None):
         """Log in like a browser; returns the requests.Session holding the cookie."""
@@ -186,9 +139,7 @@ class Daemon(Proc):
         super().__init__(f"daemon:{self.port}", argv, tmp / f"daemon-{self.port}.log",
                          env=env, cwd=ROOT)
         if wait_ready:
-            wait_until(lambda: self.ready() or not self.alive(), 15, what="daemon ready")
-            if not self.alive():
-                raise RuntimeError(f"daemon exited:\n{self.log()}")
+            self.wait_for(self.ready, 15, "ready answer on /readyz")
 
     def admin(self, path: str) -> tuple[int, bytes]:
         try:
@@ -262,9 +213,7 @@ class PhpApp(Proc):
         public = APPS / name / "public"
         argv = ["php", "-S", f"127.0.0.1:{self.port}", "-t", str(public), str(public / "index.php")]
         super().__init__(f"{name}:{self.port}", argv, tmp / f"{name}-{self.port}.log", env=env)
-        wait_until(lambda: port_open(self.port) or not self.alive(), 10, what=f"{name} php -S")
-        if not self.alive():
-            raise RuntimeError(f"{name} failed:\n{self.log()}")
+        self.wait_for(lambda: port_open(self.port), 10, "php -S listening")
 
     def request(self, browser, method: str, path: str, **data) -> dict:
         reply = browser.request(method, f"{self.url}{path}", data=data or None,
@@ -282,7 +231,7 @@ class PhpApp(Proc):
 
     def cookie(self, browser, name: str) -> str:
         """The Cookie header the browser would send with only ``name``."""
-        return f"{name}={browser.cookies[name]}"
+        return cookie_of(browser, name)
 
 
 class LaravelApp(PhpApp):

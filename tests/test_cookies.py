@@ -55,7 +55,7 @@ def php_cookie_server(tmp_path_factory):
     port = harness.free_port()
     proc = harness.Proc("php-cookies", ["php", "-S", f"127.0.0.1:{port}", str(script)],
                         tmp / "php.log")
-    harness.wait_until(lambda: harness.port_open(port), 10, what="php -S")
+    proc.wait_for(lambda: harness.port_open(port), 10, "php -S listening")
     yield port
     proc.stop()
 

@@ -40,9 +40,7 @@ class Deployment:
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = harness.Redis(tmp_path_factory.mktemp("laravel-redis"))
-    yield server
-    server.stop()
+    yield from harness.running(harness.Redis(tmp_path_factory.mktemp("laravel-redis")))
 
 
 @pytest.fixture(scope="module", params=DEPLOYMENTS)

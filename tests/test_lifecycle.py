@@ -143,3 +143,33 @@ def test_php_revokes_a_user(php, daemon, clients, reason_event):
     assert done.returncode == 0, done.stderr
     assert ended_reason(conn) == reason_event
     assert other.connected
+
+
+def test_sessions_read_together_decide_as_one_by_one(php, redis_server):
+    """The session watch re-reads the sessions of one pub/sub read in one pipeline
+    (``Authenticator.identify_many``): each outcome is what ``identify`` gives."""
+    from bridge import components
+    from bridge.auth import Refused
+    from bridge.config import load
+    from bridge.store import SessionStore, open_redis
+
+    client = open_redis(redis_server.url, 1.0)
+    authenticator = components.authenticator(load({}, environ={}), SessionStore(client, ""))
+    ids = [php.login(user).cookies["PHPSESSID"] for user in ("alice", "bob")]
+    ids.append("a" * 26)  # no such session
+    ids.append("b" * 26)
+    client.rpush("b" * 26, "not a session")  # another type
+
+    def one(session_id):
+        try:
+            return authenticator.identify(session_id)
+        except Refused as refusal:
+            return refusal.reason
+
+    together = [o if not isinstance(o, Refused) else o.reason
+                for o in authenticator.identify_many(ids)]
+    assert together == [one(session_id) for session_id in ids]
+    assert together[0].user and together[1].user and together[0].user != together[1].user
+    assert together[2:] == ["session_not_found", "session_unreadable"]
+    redis_server.stop()
+    assert {o.reason for o in authenticator.identify_many(ids)} == {"store_unavailable"}

@@ -22,10 +22,6 @@ PRESENCE = ("--rooms-key", "rooms", "--presence-room", "lobby", "--presence-room
 ALICE, BOB, CAROL = 1, 2, 3  # php-demo's user ids
 
 
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
-
-
 def presence_events(conn, kind: str, user) -> list:
     return [e for e in conn.events("presence") if e.get(kind) == user]
 
@@ -62,10 +58,10 @@ def two(redis_server, start_daemon):
 
 def test_two_tabs_on_two_daemons_are_one_join_and_one_leave(php, redis_server, two, clients):
     one, other = two
-    bob = clients.connect(one.url, cookie_of(php.login("bob")))
-    carol = clients.connect(other.url, cookie_of(php.login("carol")))
+    bob = clients.connect(one.url, harness.cookie_of(php.login("bob")))
+    carol = clients.connect(other.url, harness.cookie_of(php.login("carol")))
     wait_presence(bob, "joined", CAROL)
-    alice = cookie_of(php.login("alice"))
+    alice = harness.cookie_of(php.login("alice"))
     tabs = [clients.connect(one.url, alice)]
     for observer in (bob, carol, *tabs):
         wait_presence(observer, "joined", ALICE)
@@ -96,8 +92,8 @@ def test_two_tabs_on_two_daemons_are_one_join_and_one_leave(php, redis_server, t
 @pytest.mark.parametrize("again_on", ["same", "other"])
 def test_a_reload_within_the_delay_is_no_leave_and_no_join(php, two, clients, again_on):
     one, other = two
-    bob = clients.connect(other.url, cookie_of(php.login("bob")))
-    alice = cookie_of(php.login("alice"))
+    bob = clients.connect(other.url, harness.cookie_of(php.login("bob")))
+    alice = harness.cookie_of(php.login("alice"))
     page = clients.connect(one.url, alice)
     wait_presence(bob, "joined", ALICE)
     page.client.disconnect()
@@ -107,16 +103,23 @@ def test_a_reload_within_the_delay_is_no_leave_and_no_join(php, two, clients, ag
     assert ALICE in bob.client.call("presence", "lobby", timeout=5)["users"]
 
 
-def test_sigkill_of_a_daemon_announces_its_users_left_within_ttl(php, redis_server, two,
-                                                                 clients):
-    doomed, survivor = two
-    bob = clients.connect(survivor.url, cookie_of(php.login("bob")))
-    clients.connect(doomed.url, cookie_of(php.login("alice")))
-    carol = cookie_of(php.login("carol"))
-    clients.connect(doomed.url, carol)
+def bob_sees_alice_and_carol_join(php, clients, going, survivor):
+    """Bob on ``survivor``; Alice only on ``going``; Carol on both. Bob's connection,
+    once he has seen Alice and Carol join."""
+    bob = clients.connect(survivor.url, harness.cookie_of(php.login("bob")))
+    clients.connect(going.url, harness.cookie_of(php.login("alice")))
+    carol = harness.cookie_of(php.login("carol"))
+    clients.connect(going.url, carol)
     clients.connect(survivor.url, carol)
     for user in (ALICE, CAROL):
         wait_presence(bob, "joined", user)
+    return bob
+
+
+def test_sigkill_of_a_daemon_announces_its_users_left_within_ttl(php, redis_server, two,
+                                                                 clients):
+    doomed, survivor = two
+    bob = bob_sees_alice_and_carol_join(php, clients, doomed, survivor)
 
     killed = time.monotonic()
     doomed.signal(signal.SIGKILL)
@@ -130,7 +133,7 @@ def test_sigkill_of_a_daemon_announces_its_users_left_within_ttl(php, redis_serv
 
 def test_presence_query_only_for_rooms_of_the_socket(php, two, clients):
     one, _ = two
-    bob = clients.connect(one.url, cookie_of(php.login("bob")))
+    bob = clients.connect(one.url, harness.cookie_of(php.login("bob")))
     assert bob.client.call("presence", "orders", timeout=5) == {"error": "not_in_room"}
     assert bob.client.call("presence", "chat:1", timeout=5) == {"error": "not_in_room"}
     assert bob.client.call("presence", None, timeout=5) == {"error": "not_in_room"}
@@ -138,7 +141,7 @@ def test_presence_query_only_for_rooms_of_the_socket(php, two, clients):
 
 
 def test_without_presence_rooms_nothing_is_written(php, redis_server, daemon, clients):
-    bob = clients.connect(daemon.url, cookie_of(php.login("bob")))
+    bob = clients.connect(daemon.url, harness.cookie_of(php.login("bob")))
     assert bob.client.call("presence", "user:2", timeout=5) == {"error": "not_presence_room"}
     assert not redis_server.client().keys("*presence*")
     assert cli_online(redis_server, "lobby") == []
@@ -153,13 +156,7 @@ def test_sigterm_releases_the_holds_after_the_leave_delay_not_the_ttl(
                 "--presence-leave-delay", str(DELAY), "--presence-ttl", "60")
     stopping, survivor = (start_daemon(redis_server, *long_ttl),
                           start_daemon(redis_server, *long_ttl))
-    bob = clients.connect(survivor.url, cookie_of(php.login("bob")))
-    clients.connect(stopping.url, cookie_of(php.login("alice")))
-    carol = cookie_of(php.login("carol"))
-    clients.connect(stopping.url, carol)
-    clients.connect(survivor.url, carol)
-    for user in (ALICE, CAROL):
-        wait_presence(bob, "joined", user)
+    bob = bob_sees_alice_and_carol_join(php, clients, stopping, survivor)
 
     stopped = time.monotonic()
     stopping.signal(signal.SIGTERM)

@@ -20,9 +20,7 @@ COOKIE = "PHPSESSID"
 
 @pytest.fixture(scope="module")
 def redis(tmp_path_factory):
-    server = harness.Redis(tmp_path_factory.mktemp("symfony-redis"))
-    yield server
-    server.stop()
+    yield from harness.running(harness.Redis(tmp_path_factory.mktemp("symfony-redis")))
 
 
 @pytest.fixture(scope="module")

@@ -28,20 +28,12 @@ USERS = ("alice", "bob", "carol", "dave")
 
 @pytest.fixture
 def cluster(tmp):
-    nodes = topology.Cluster(tmp)
-    yield nodes
-    nodes.stop()
+    yield from harness.running(topology.Cluster(tmp))
 
 
 @pytest.fixture
 def sentinel(tmp):
-    group = topology.Sentinel(tmp)
-    yield group
-    group.stop()
-
-
-def cookie_of(browser) -> str:
-    return f"PHPSESSID={browser.cookies['PHPSESSID']}"
+    yield from harness.running(topology.Sentinel(tmp))
 
 
 def logins_on_every_shard(php, cluster, prefix: str = "") -> dict[int, object]:
@@ -85,7 +77,8 @@ def test_cluster_sessions_on_every_shard(cluster, start_php, start_daemon, clien
     php = start_php(cluster, handler, **cluster.php_env)
     daemon = start_daemon(cluster, "--session-prefix", prefix)
     browsers = logins_on_every_shard(php, cluster, prefix)
-    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in browsers.items()}
+    conns = {port: clients.connect(daemon.url, harness.cookie_of(b))
+             for port, b in browsers.items()}
     for conn in conns.values():
         assert conn.whoami()["user"] in (1, 2, 3, 42)
     latencies = [logout_latency(php, browsers[port], conn) for port, conn in conns.items()]
@@ -99,18 +92,18 @@ def test_cluster_primary_failover(cluster, start_php, start_daemon, clients):
     daemon = start_daemon(cluster)
     before = logins_on_every_shard(php, cluster)
     spare = logins_on_every_shard(php, cluster)  # their first connect comes after the failover
-    kept = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in before.items()}
+    kept = {port: clients.connect(daemon.url, harness.cookie_of(b)) for port, b in before.items()}
     victim = sorted(before)[0]
     cluster.wait_replicated(victim)
     outage = []  # while the shard has no primary: refused store_unavailable
     promoted, promoted_at = cluster.kill_primary(victim, during=lambda: outage.append(
-        clients.refusal(daemon.url, cookie_of(spare[victim]))))
+        clients.refusal(daemon.url, harness.cookie_of(spare[victim]))))
     assert outage == ["store_unavailable"]
-    conn = wait_admitted(clients, daemon, cookie_of(spare[victim]), PROMOTION_TO_ADMIT)
+    conn = wait_admitted(clients, daemon, harness.cookie_of(spare[victim]), PROMOTION_TO_ADMIT)
     admit_seconds = time.monotonic() - promoted_at
     cluster.wait_ok(timeout=20)
     after = logins_on_every_shard(php, cluster)
-    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in after.items()}
+    conns = {port: clients.connect(daemon.url, harness.cookie_of(b)) for port, b in after.items()}
     latencies = [logout_latency(php, after[port], c) for port, c in conns.items()]
     print(f"\ncluster failover: admitted {admit_seconds:.2f} s after promotion; "
           "logout-to-end per shard after it: "
@@ -127,7 +120,8 @@ def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon,
     php = start_php(cluster, **cluster.php_env)
     daemon = start_daemon(cluster)
     browsers = logins_on_every_shard(php, cluster)
-    conns = {port: clients.connect(daemon.url, cookie_of(b)) for port, b in browsers.items()}
+    conns = {port: clients.connect(daemon.url, harness.cookie_of(b))
+             for port, b in browsers.items()}
     source, target = sorted(browsers)[:2]
     key = browsers[source].cookies["PHPSESSID"]
     cluster.move_slot(key_slot(key.encode()), target)  # the old owner announces "del"
@@ -136,7 +130,7 @@ def test_cluster_slot_moved_to_another_primary(cluster, start_php, start_daemon,
     assert conns[source].whoami()["user"] in (1, 2, 3, 42)  # still open: nothing ended
     assert not conns[source].events("session_ended")
     # A new connect reads the session at its new owner (MOVED followed).
-    again = clients.connect(daemon.url, cookie_of(browsers[source]))
+    again = clients.connect(daemon.url, harness.cookie_of(browsers[source]))
     assert again.whoami()["user"] == conns[source].whoami()["user"]
     latency = logout_latency(php, browsers[source], conns[source])
     print(f"\ncluster slot moved: logout after it ended its socket in {latency * 1000:.0f} ms")
@@ -154,7 +148,7 @@ def test_cluster_events_reach_daemons_on_different_nodes(cluster, start_php, sta
     daemons = [start_daemon(SimpleNamespace(url=f"redis+cluster://127.0.0.1:{port}"))
                for port in primaries]
     alice = php.login("alice")
-    conns = [clients.connect(d.url, cookie_of(alice)) for d in daemons]
+    conns = [clients.connect(d.url, harness.cookie_of(alice)) for d in daemons]
     reply = php.post(alice, "notify.php", to="1", message="through Predis cluster")
     assert reply.status_code == 200, reply.text
     for conn in conns:
@@ -192,7 +186,7 @@ class Churn(threading.Thread):
         while self.running:
             try:
                 browser = self.php.login(USERS[self.rounds % len(USERS)])
-                cookie = cookie_of(browser)
+                cookie = harness.cookie_of(browser)
                 reply = self.php.post(browser, "logout.php")
             except (AssertionError, OSError):
                 self.php_errors += 1  # PHP could not reach a master: nothing was logged out
@@ -210,7 +204,7 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     php = start_php(sentinel, **sentinel.php_env)
     daemon = start_daemon(sentinel, "--max-sockets-per-user", "1000", "--handshake-rate", "0")
     browsers = [php.login(USERS[i % len(USERS)]) for i in range(40)]
-    open_conns = [clients.connect(daemon.url, cookie_of(browsers[i % 40]), timeout=10)
+    open_conns = [clients.connect(daemon.url, harness.cookie_of(browsers[i % 40]), timeout=10)
                   for i in range(200)]
     fresh = php.login("alice")  # its first connect comes after the failover
     sentinel.wait_replicated()
@@ -219,9 +213,9 @@ def test_sentinel_failover_with_200_sockets(sentinel, start_php, start_daemon, c
     harness.wait_until(lambda: churn.rounds >= 2, 20, what="churn running")
     outage = []  # while no master answers: refused store_unavailable, /readyz 503
     promoted, promoted_at = sentinel.kill_master(during=lambda: outage.append(
-        (clients.refusal(daemon.url, cookie_of(fresh)), daemon.admin("/readyz")[0])))
+        (clients.refusal(daemon.url, harness.cookie_of(fresh)), daemon.admin("/readyz")[0])))
     assert outage == [("store_unavailable", 503)]
-    conn = wait_admitted(clients, daemon, cookie_of(fresh), PROMOTION_TO_ADMIT)
+    conn = wait_admitted(clients, daemon, harness.cookie_of(fresh), PROMOTION_TO_ADMIT)
     admit_seconds = time.monotonic() - promoted_at
     harness.wait_until(lambda: daemon.ready(), PROMOTION_TO_ADMIT, what="readyz 200")
     ready_seconds = time.monotonic() - promoted_at

@@ -59,9 +59,7 @@ class Sentinel:
         proc = Proc(f"sentinel:{port}", ["redis-sentinel", str(conf)],
                     self.tmp / f"sentinel-{port}.log")
         proc.port = port
-        wait_until(lambda: port_open(port) or not proc.alive(), 10, what="redis-sentinel")
-        if not proc.alive():
-            raise RuntimeError(f"redis-sentinel failed:\n{proc.log()}")
+        proc.wait_for(lambda: port_open(port), 10, "redis-sentinel listening")
         return proc
 
     def master_port_seen(self, sentinel: Proc) -> int | None:

@@ -30,12 +30,23 @@ class Sessions:
 
     def __init__(self):
         self.now = {}
+        self.batches = []
 
     def identify(self, session_id):
         answer = self.now.get(session_id, Refused(SESSION_NOT_FOUND))
         if isinstance(answer, Refused):
             raise answer
         return answer
+
+    def identify_many(self, session_ids):
+        self.batches.append(list(session_ids))
+        outcomes = []
+        for session_id in session_ids:
+            try:
+                outcomes.append(self.identify(session_id))
+            except Refused as refusal:
+                outcomes.append(refusal)
+        return outcomes
 
 
 def identity(session: str, user: str) -> Identity:
@@ -110,3 +121,31 @@ def test_other_channels_and_sessions_without_sockets_are_ignored(watch):
     watch._on_item({"type": "message", "channel": channel("gone"), "data": "del"})
     watch.sweep()
     assert watch.ended == []
+
+
+def test_confirmations_of_one_read_are_checked_with_one_batch(watch):
+    for sid, session in (("a", "s1"), ("b", "s2"), ("c", "s3")):
+        watch.registry.add(sid, identity(session, "1"))
+    watch.authenticator.now["s1"] = identity("s1", "1")
+    watch.authenticator.now["s3"] = identity("s3", "2")  # rewritten for another user
+    confirmed = []
+    for session in ("s1", "s2", "s3", "s4"):  # s4: its socket is gone already
+        watch._on_item({"type": "subscribe", "channel": channel(session), "data": 1}, confirmed)
+    assert watch.ended == []  # nothing read yet
+    watch.check_all(confirmed)
+    assert watch.authenticator.batches == [["s1", "s2", "s3"]]
+    assert sorted(watch.ended) == [(["b"], "destroyed"), (["c"], "logged_out")]
+
+
+def test_an_event_after_confirmations_waits_for_their_checks(watch):
+    """Arrival order holds: the confirmation's re-read comes before a later event."""
+    watch.registry.add("a", identity("s1", "1"))
+    watch.registry.add("b", identity("s2", "1"))
+    watch.authenticator.now.update(s1=identity("s1", "1"), s2=identity("s2", "1"))
+    confirmed = []
+    for session in ("s1", "s2"):
+        watch._on_item({"type": "subscribe", "channel": channel(session), "data": 1}, confirmed)
+    watch._on_item({"type": "message", "channel": channel("s1"), "data": b"del"}, confirmed)
+    assert watch.authenticator.batches == [["s1", "s2"]]
+    assert confirmed == []
+    assert watch.ended == [(["a"], "destroyed")]
