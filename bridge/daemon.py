@@ -103,7 +103,7 @@ class Daemon:
         self._threads += [rt.spawn(self.relay.run), rt.spawn(self.watch.run),
                           rt.spawn(self.tail.run)]
         if self.roster is not None:
-            self._threads += [rt.spawn(self.roster.run),
+            self._threads += [rt.spawn(self.roster.run), rt.spawn(self.roster.send),
                               rt.spawn(self.roster.listen, components.events_client(c))]
         self._install_signals()
 
@@ -263,7 +263,13 @@ class Daemon:
         # 4. Wait for the sockets to go, up to the deadline (a second signal forces).
         while len(self.registry) and time.monotonic() < deadline and not self.force_exit:
             self.runtime.sleep(0.05)
-        # 5. Stop the Redis loops and the admin listener.
+        # 5. Release this daemon's presence holds once their leave delay is over
+        #    (users who reconnected to another daemon stay; the others are left).
+        if self.roster is not None:
+            self.roster.drain(deadline)
+            while self.roster.holding and time.monotonic() < deadline and not self.force_exit:
+                self.runtime.sleep(0.05)
+        # 6. Stop the Redis loops and the admin listener.
         self.relay.stop()
         self.tail.stop()
         self.watch.stop()

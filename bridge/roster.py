@@ -11,8 +11,14 @@ socket came back meanwhile, so a page reload is neither a leave nor a join;
 A single loop (``run``) does the Redis work in batches, off the connect
 path: new holds, due releases, refreshing every hold (0.2 ttl), and sweeping
 the rooms this daemon serves for users of daemons that died (0.2 ttl). A
-second loop (``listen``) receives the announcements of every daemon and
-delivers them to this daemon's sockets in the room, once per socket.
+second loop (``listen``) receives the announcements of every daemon into a
+per-room outbox; a third (``send``) delivers each room's events, in order,
+to this daemon's sockets in the room, once per socket: every event is its
+own packet, but a socket gets all the events of one pass in one write. A
+change in a room of N sockets costs N writes; coalescing a pass turns the
+N²/2 writes of N users joining into passes x N. The passes are paced so
+that they take at most a third of the process (``PACE``): in a room of
+10,000 a pass costs ~85 ms of CPU, all but a little in the kernel's send.
 """
 
 from __future__ import annotations
@@ -33,6 +39,9 @@ from bridge.outage import Outage
 log = logs.get("presence")
 
 TICK_SECONDS = 0.02
+SEND_SECONDS = 0.02  # the shortest time between two delivery passes
+PACE = 2.0  # after a pass of C CPU seconds, the next one waits PACE x C
+STOP_MARGIN = 0.5  # a stopping daemon releases what is left this long before its deadline
 MAX_LABELLED_ROOMS = 100
 OTHER_ROOMS = "other"
 NOT_IN_ROOM = {"error": "not_in_room"}
@@ -76,6 +85,8 @@ class Roster:
         self._round_started = 0.0
         self._round_size = 0
         self._last_slice = time.monotonic()
+        self._outbox: dict[str, list[dict]] = {}  # room -> announcements not yet sent
+        self._release_by = math.inf  # a stopping daemon: every hold due by then
         self._outage = Outage("presence state", log)
         self._listen_outage = Outage("presence announcements", log)
 
@@ -144,6 +155,8 @@ class Roster:
 
     def _release_due(self) -> None:
         now = time.monotonic()
+        if now >= self._release_by:
+            now = math.inf
         due = [k for k in self._leaving if self._holds[k].leave_at is None or
                self._holds[k].leave_at <= now]
         if not due:
@@ -214,16 +227,45 @@ class Roster:
             pubsub.close()
 
     def deliver(self, raw: bytes) -> None:
+        """Queue one announcement for the room's next delivery pass."""
         try:
             payload = json.loads(raw)
             room = payload["room"]
-            kind = "joined" if "joined" in payload else "left"
-        except (ValueError, KeyError, TypeError):
+            self._outbox.setdefault(room, []).append(payload)
+        except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("presence announcement dropped: not one of ours")
-            return
-        sent = self.emit(room, payload)
-        if sent:
-            self.events_sent.labels(kind).inc(sent)
+
+    def send(self) -> None:
+        """Delivery passes, paced (see the module docstring)."""
+        while self.running:
+            started = time.thread_time()
+            try:
+                self.send_pass()
+            except Exception:  # noqa: BLE001 - delivery must outlive any fault
+                log.exception("presence delivery pass failed")
+            self.sleep(max(SEND_SECONDS, PACE * (time.thread_time() - started)))
+
+    def send_pass(self) -> None:
+        """Send every room's queued announcements, in the order they came."""
+        outbox, self._outbox = self._outbox, {}
+        for room, payloads in outbox.items():
+            sent = self.emit(room, payloads)
+            if sent:
+                for payload in payloads:
+                    self.events_sent.labels("joined" if "joined" in payload else "left").inc(sent)
+
+    # --- graceful stop ---
+
+    def drain(self, deadline: float) -> None:
+        """The daemon is stopping: release every hold when its leave delay is over
+        (``left`` announced as usual, no wait for ``presence_ttl``), and what is
+        left shortly before ``deadline``. :attr:`holding` says when it is done."""
+        self._release_by = deadline - STOP_MARGIN
+
+    @property
+    def holding(self) -> int:
+        """Users held (or about to be released) by this daemon, over all rooms."""
+        return len(self._holds)
 
     def stop(self) -> None:
         self.running = False

@@ -12,9 +12,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import engineio.packet
 import socketio
+import socketio.packet
 
-from bridge import logs
+from bridge import logs, transport
 from bridge.admission import LOCAL_PROXIES
 from bridge.auth import (
     RATE_LIMITED,
@@ -367,12 +369,20 @@ class SocketLayer:
         if transport is not None:
             transport.close(wait=False, abort=True)
 
-    def emit_presence(self, room: str, payload: dict) -> int:
-        """Send a ``presence`` event to this daemon's sockets in ``room``; returns how many."""
-        sockets = len(self.sio.manager.rooms.get("/", {}).get(room, ()))
-        if sockets:
-            self.sio.emit("presence", payload, to=room)
-        return sockets
+    def emit_presence(self, room: str, payloads: list[dict]) -> int:
+        """Send ``presence`` events, in order, to this daemon's sockets in ``room``.
+
+        Each event is its own Socket.IO packet (SPEC 11), encoded once; a
+        websocket gets all of them in one write (:func:`transport.send_packets`).
+        Returns how many sockets were sent to.
+        """
+        engine = self.sio.eio.sockets
+        targets = [engine[eio_sid] for _, eio_sid in self.sio.manager.get_participants("/", room)
+                   if eio_sid in engine]
+        if targets:
+            transport.send_packets(targets, [_event_packet(self.sio, "presence", payload)
+                                             for payload in payloads])
+        return len(targets)
 
     def close_transports(self) -> None:
         """Drop every connection so that clients reconnect by themselves.
@@ -397,6 +407,12 @@ def _target(message: Message) -> tuple[str | None, str]:
     if message.room is not None:
         return message.room, "room"
     return None, "all"
+
+
+def _event_packet(sio: socketio.Server, event: str, data) -> engineio.packet.Packet:
+    """One Socket.IO EVENT (default namespace, no ack) as the Engine.IO packet carrying it."""
+    encoded = sio.packet_class(socketio.packet.EVENT, namespace="/", data=[event, data]).encode()
+    return engineio.packet.Packet(engineio.packet.MESSAGE, encoded)
 
 
 def _rooms_of(identity: Identity) -> frozenset[str]:

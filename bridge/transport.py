@@ -138,11 +138,32 @@ _last_frame = b""
 def _frame_of(pkt) -> bytes:
     global _last_packet, _last_frame
     if pkt is not _last_packet:
-        encoded = pkt.encode()
-        _last_frame = (frame(TEXT, encoded.encode()) if isinstance(encoded, str)
-                       else frame(BINARY, encoded))
-        _last_packet = pkt
+        _last_frame, _last_packet = _frame(pkt), pkt
     return _last_frame
+
+
+def _frame(pkt) -> bytes:
+    encoded = pkt.encode()
+    return frame(TEXT, encoded.encode()) if isinstance(encoded, str) else frame(BINARY, encoded)
+
+
+def send_packets(eio_sockets, packets) -> None:
+    """Send Engine.IO ``packets``, in order, each its own frame, to every one of ``eio_sockets``.
+
+    The frames are made once for all sockets and, on this transport, written
+    to each socket in one send (several frames back to back), without
+    Engine.IO's per-packet path. A socket that is not on this transport
+    (polling, an upgrade in progress, eventlet's websocket) gets them from
+    Engine.IO one by one, as any other packet.
+    """
+    data = b"".join(_frame(pkt) for pkt in packets)
+    for eio in eio_sockets:
+        ws = eio.queue
+        if type(ws) is WebSocket and ws.state == _OPEN:
+            ws._write(data)
+        elif not eio.closed:
+            for pkt in packets:
+                eio.send(pkt)
 
 
 class WebSocket:

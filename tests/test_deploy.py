@@ -36,6 +36,8 @@ DOCUMENTED_METRICS = {
     "bridge_sessions_ended_total",
     "bridge_revocation_mode",
     "bridge_redis_up",
+    "bridge_presence_online",
+    "bridge_presence_events_total",
 }
 LABEL_VALUES = {
     "outcome": {"accepted", "refused"},
@@ -46,6 +48,7 @@ LABEL_VALUES = {
     "target": {"user", "room", "all"},
     "why": {"too_large", "not_json", "format", "delivery_error"},
     "mode": {"keyspace", "timer"},
+    "kind": {"joined", "left"},
 }
 METRIC_NAME = re.compile(r"bridge_[a-z_]+")
 
@@ -335,6 +338,8 @@ def panels_showing(dashboard: dict, kind: str, needle: str) -> list[dict]:
 
 @pytest.mark.parametrize("kind, needle", [
     ("timeseries", "bridge_connections_open"),
+    ("timeseries", "bridge_presence_online"),
+    ("timeseries", "bridge_presence_events_total"),
     ("stat", "bridge_connections_open"),
     ("timeseries", "bridge_connects_total"),
     ("timeseries", "bridge_session_lookup_seconds_bucket"),

@@ -103,16 +103,23 @@ def test_a_reload_within_the_delay_is_no_leave_and_no_join(php, two, clients, ag
     assert ALICE in bob.client.call("presence", "lobby", timeout=5)["users"]
 
 
-def test_sigkill_of_a_daemon_announces_its_users_left_within_ttl(php, redis_server, two,
-                                                                 clients):
-    doomed, survivor = two
+def bob_sees_alice_and_carol_join(php, clients, going, survivor):
+    """Bob on ``survivor``; Alice only on ``going``; Carol on both. Bob's connection,
+    once he has seen Alice and Carol join."""
     bob = clients.connect(survivor.url, harness.cookie_of(php.login("bob")))
-    clients.connect(doomed.url, harness.cookie_of(php.login("alice")))
+    clients.connect(going.url, harness.cookie_of(php.login("alice")))
     carol = harness.cookie_of(php.login("carol"))
-    clients.connect(doomed.url, carol)
+    clients.connect(going.url, carol)
     clients.connect(survivor.url, carol)
     for user in (ALICE, CAROL):
         wait_presence(bob, "joined", user)
+    return bob
+
+
+def test_sigkill_of_a_daemon_announces_its_users_left_within_ttl(php, redis_server, two,
+                                                                 clients):
+    doomed, survivor = two
+    bob = bob_sees_alice_and_carol_join(php, clients, doomed, survivor)
 
     killed = time.monotonic()
     doomed.signal(signal.SIGKILL)
@@ -139,3 +146,28 @@ def test_without_presence_rooms_nothing_is_written(php, redis_server, daemon, cl
     assert not redis_server.client().keys("*presence*")
     assert cli_online(redis_server, "lobby") == []
     assert php_online(redis_server, "lobby") == []
+
+
+def test_sigterm_releases_the_holds_after_the_leave_delay_not_the_ttl(
+        php, redis_server, start_daemon, clients):
+    """A graceful stop: users only on the stopping daemon are left after the delay;
+    a user whose other tab is on the surviving daemon stays; presence_ttl plays no part."""
+    long_ttl = ("--rooms-key", "rooms", "--presence-room", "lobby",
+                "--presence-leave-delay", str(DELAY), "--presence-ttl", "60")
+    stopping, survivor = (start_daemon(redis_server, *long_ttl),
+                          start_daemon(redis_server, *long_ttl))
+    bob = bob_sees_alice_and_carol_join(php, clients, stopping, survivor)
+
+    stopped = time.monotonic()
+    stopping.signal(signal.SIGTERM)
+    wait_presence(bob, "left", ALICE, timeout=DELAY + 5)
+    took = time.monotonic() - stopped
+    print(f"left announced {took:.2f} s after SIGTERM (delay {DELAY:g} s, ttl 60 s)")
+    assert took >= DELAY
+    assert stopping.wait(10) == 0
+    never(bob, "left", CAROL, within=DELAY + 0.5)
+    assert sorted(bob.client.call("presence", "lobby", timeout=5)["users"]) == [BOB, CAROL]
+    assert sorted(php_online(redis_server, "lobby")) == [BOB, CAROL]
+    holders = redis_server.client().keys("{session-bridge}:presence-holders:*")
+    assert len(holders) == 2  # bob's and carol's, the survivor's holds only
+    assert all(len(redis_server.client().hgetall(key)) == 1 for key in holders)
