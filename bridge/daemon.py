@@ -164,7 +164,7 @@ class Daemon:
         log.info("listening", extra={"fields": {
             "address": f"{c.host}:{self.listener.getsockname()[1]}",
             "worker": self.seat.index if self.seat else None,
-            "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off",
+            "admin": f"127.0.0.1:{self.admin.getsockname()[1]}" if self.admin else "off",
             "redis": store.redacted(c.redis_url), "node": self.node,
             "events_redis": store.redacted(components.events_url(c))}})
 

@@ -83,6 +83,8 @@ def merged_metrics(texts: list[str], extra: str = "") -> bytes:
     families: dict[str, tuple[str, str, dict]] = {}
     for text in texts:
         for family in text_string_to_metric_families(text):
+            if family.name.endswith("_created"):
+                continue  # each worker's own start times: meaningless summed
             _, _, samples = families.setdefault(
                 family.name, (family.type, family.documentation, {}))
             for sample in family.samples:

@@ -79,9 +79,12 @@ def request_bytes(environ: dict) -> bytes:
     target = environ.get("RAW_PATH_INFO") or environ.get("PATH_INFO", "/")
     if environ.get("QUERY_STRING"):
         target += "?" + environ["QUERY_STRING"]
-    lines = [f"{environ['REQUEST_METHOD']} {target} {environ.get('SERVER_PROTOCOL', 'HTTP/1.1')}"]
+    # HTTP/1.1: eventlet.wsgi says HTTP/1.0 whatever the client sent, and only
+    # an HTTP/1.1 (or keep-alive) client sends a second request on a connection.
+    lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1"]
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     for name, value in environ.items():
-        if name.startswith("HTTP_"):
+        if name.startswith("HTTP_") and name != "HTTP_TRANSFER_ENCODING":
             lines.append(f"{name[5:].replace('_', '-').title()}: {value}")
     for name, header in (("CONTENT_TYPE", "Content-Type"), ("CONTENT_LENGTH", "Content-Length")):
         if environ.get(name):
@@ -91,6 +94,10 @@ def request_bytes(environ: dict) -> bytes:
     except ValueError:
         length = 0
     body = environ["wsgi.input"].read(length) if length > 0 else b""
+    if chunked:  # passed on with its length, read here
+        body = environ["wsgi.input"].read(MAX_PREFIX)
+        lines = [line for line in lines if not line.startswith("Content-Length:")]
+        lines.append(f"Content-Length: {len(body)}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
 
 
