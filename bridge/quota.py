@@ -17,12 +17,12 @@ atomic between processes. Standard library only; no greenlet ever waits here.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import mmap
 import os
 import time
 from collections.abc import Callable
+from fcntl import LOCK_EX, LOCK_UN, lockf
 
 USER_SLOTS = 1 << 17  # users with sockets open at once, with room to probe
 BUCKET_SLOTS = 1 << 15  # addresses per limit remembered at once
@@ -33,7 +33,10 @@ LIMITS = ("accept", "transport", "handshake")
 
 def _key(text: str) -> int:
     """A 64-bit hash equal in every process (Python's own hash() is salted)."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") or 1
+    return int.from_bytes(_blake2b(text.encode(), digest_size=8).digest(), "little") or 1
+
+
+_blake2b = hashlib.blake2b
 
 
 class Quota:
@@ -79,12 +82,18 @@ class Quota:
 
     def sockets_of(self, user: str) -> int:
         key, keys = _key(user), self._user_keys
-        with self._locked():
-            for slot in _probe(key, USER_SLOTS, PROBE):
-                if keys[slot] == key:
+        start = key % USER_SLOTS
+        lockf(self.fd, LOCK_EX, 1)
+        try:
+            for slot in range(start, start + PROBE):
+                slot %= USER_SLOTS
+                found = keys[slot]
+                if found == key:
                     return sum(column[slot] for column in self._counts)
-                if keys[slot] == 0:
+                if found == 0:
                     return 0
+        finally:
+            lockf(self.fd, LOCK_UN, 1)
         return 0
 
     def _change(self, user: str, step: int) -> None:
@@ -163,10 +172,10 @@ class _Lock:
         self.fd = fd
 
     def __enter__(self):
-        fcntl.lockf(self.fd, fcntl.LOCK_EX, 1)
+        lockf(self.fd, LOCK_EX, 1)
 
     def __exit__(self, *exc):
-        fcntl.lockf(self.fd, fcntl.LOCK_UN, 1)
+        lockf(self.fd, LOCK_UN, 1)
 
 
 def _probe(key: int, slots: int, count: int):
