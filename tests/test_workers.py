@@ -262,3 +262,22 @@ def test_workers_zero_means_one_per_core_and_check_config_shows_it(tmp):
     assert done.returncode == 0 and json.loads(done.stdout)["workers"] == 0
     done = harness.run_cli("check-config", "--workers", "65")
     assert done.returncode == 78 and "workers" in done.stderr
+
+
+def test_presence_across_workers_is_one_join_and_one_leave_per_socket(
+        php, redis_server, start_daemon, clients):
+    from tests.test_presence import PRESENCE, presence_events, wait_presence
+
+    daemon = start_daemon(redis_server, *WORKERS, *PRESENCE)
+    observers = spread(clients, daemon.url, cookie_of(php.login("bob")), "polling", 4)
+    tabs = spread(clients, daemon.url, cookie_of(php.login("alice")), "polling", 2)
+    for observer in observers:
+        wait_presence(observer, "joined", 1)
+    for tab in tabs:
+        tab.client.disconnect()
+    for observer in observers:
+        wait_presence(observer, "left", 1, timeout=6)
+    time.sleep(0.5)  # a second announcement would have come by now (20 ms batches)
+    for observer in observers:
+        assert len(presence_events(observer, "joined", 1)) == 1
+        assert len(presence_events(observer, "left", 1)) == 1
