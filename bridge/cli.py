@@ -149,7 +149,9 @@ def _serve(cfg, argv: list[str]) -> int:
     seat = handoff.Seat.from_environ()
     if seat is None and workers.count(cfg.workers) > 1:
         try:  # the parent: no eventlet here
-            return workers.supervise(cfg, argv)
+            return workers.supervise(
+                argv, workers=workers.count(cfg.workers), host=cfg.host, port=cfg.port,
+                admin_port=cfg.admin_port, shutdown_timeout=cfg.shutdown_timeout)
         except OSError as exc:
             raise _Failure(f"cannot start: {exc}") from None
         except workers.WorkerFailed as exc:

@@ -297,9 +297,9 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping", extra={"fields": {"sockets": len(self.registry)}})
         # 2. Stop accepting TCP connections.
-        _close_quietly(self.listener)
         if self.router is not None:
             self.router.close()
+        _close_quietly(self.listener)
         # 3. Close every transport without a Socket.IO disconnect: clients reconnect.
         self.sockets.close_transports()
         # 4. Wait for the sockets to go, up to the deadline (a second signal forces).

@@ -154,6 +154,7 @@ class Router:
             except OSError:
                 if self.closed:
                     return
+                self._sleep(0.01)  # EMFILE and the like: let the other greenlets run
                 continue
             self._spawn(self._route, conn, addr)
 

@@ -77,8 +77,13 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, config, argv: list[str], workers: int):
-        self.config, self.argv, self.n = config, argv, workers
+    """``argv``: the command line each worker gets (the parent's own)."""
+
+    def __init__(self, *, argv: list[str], workers: int, host: str, port: int, admin_port: int,
+                 shutdown_timeout: float):
+        self.argv, self.n = argv, workers
+        self.host, self.port, self.admin_port = host, port, admin_port
+        self.shutdown_timeout = shutdown_timeout
         self.notifier = Notifier()
         self.should_exit = self.force_exit = False
         self._hup = False
@@ -90,22 +95,21 @@ class Supervisor:
     # --- start ---
 
     def startup(self) -> None:
-        c = self.config
-        self.listener = _listen(c.host, c.port)
+        self.listener = _listen(self.host, self.port)
         self.quota = Quota.create(self.n)
         pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(self.n)]
         self._pairs = pairs
         self.workers = [Worker(i, _listen("127.0.0.1", 0), self._notify_socket(i))
                         for i in range(self.n)]
         self.admin = None
-        if c.admin_port:
-            self.admin = AdminServer(c.admin_port, self)
+        if self.admin_port:
+            self.admin = AdminServer(self.admin_port, self)
             self.admin.start()
         for worker in self.workers:
             self._start(worker)
         log.info("listening", extra={"fields": {
-            "address": f"{c.host}:{self.listener.getsockname()[1]}", "workers": self.n,
-            "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off"}})
+            "address": f"{self.host}:{self.listener.getsockname()[1]}", "workers": self.n,
+            "admin": f"127.0.0.1:{self.admin_port}" if self.admin_port else "off"}})
         signal.signal(signal.SIGTERM, self._on_stop_signal)
         signal.signal(signal.SIGINT, self._on_stop_signal)
         signal.signal(signal.SIGHUP, self._on_hup)
@@ -223,11 +227,13 @@ class Supervisor:
     def shutdown(self) -> None:
         """Drain every worker within shutdown_timeout, then kill what is left."""
         self.notifier.stopping()
+        if hasattr(self, "listener"):  # once every worker closed its copy too, connects fail
+            self.listener.close()
         running = [w for w in getattr(self, "workers", ()) if w.popen and w.popen.poll() is None]
         log.info("stopping", extra={"fields": {"workers": len(running)}})
         for worker in running:
             _signal(worker, signal.SIGTERM)
-        deadline = time.monotonic() + self.config.shutdown_timeout + 1.0
+        deadline = time.monotonic() + self.shutdown_timeout + 1.0
         while any(w.popen.poll() is None for w in running) and not self.force_exit \
                 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -259,6 +265,6 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def supervise(config, argv: list[str]) -> int:
+def supervise(argv: list[str], **settings) -> int:
     """Run ``workers`` daemons under this process until a signal stops it."""
-    return Supervisor(config, argv, count(config.workers)).run()
+    return Supervisor(argv=argv, **settings).run()
