@@ -133,6 +133,55 @@ def test_a_kept_alive_connection_may_carry_another_workers_session(php, fleet):
     assert fleet.metric("bridge_connections_passed_total") >= 4
 
 
+def _ws_send(sock, text: str) -> None:
+    payload, mask = text.encode(), os.urandom(4)
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + masked)
+
+
+def _ws_recv(sock) -> str:
+    head = _read_exactly(sock, 2)
+    assert head[0] == 0x81 and head[1] < 126, head
+    return _read_exactly(sock, head[1]).decode()
+
+
+def _read_exactly(sock, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        chunk = sock.recv(size - len(data))
+        assert chunk, "connection closed"
+        data += chunk
+    return data
+
+
+def test_an_upgrade_on_a_kept_alive_connection_goes_to_the_sessions_worker(php, fleet):
+    shared = _http(fleet.port)
+    shared.request("GET", "/socket.io/?EIO=4&transport=polling")
+    reply = shared.getresponse()
+    home = int(json.loads(reply.read().decode()[1:])["sid"][1:3], 16)
+    sid = _open_session(fleet.port)[1]
+    while int(sid[1:3], 16) == home:
+        sid = _open_session(fleet.port)[1]
+    raw = shared.sock
+    raw.sendall((f"GET /socket.io/?EIO=4&transport=websocket&sid={sid} HTTP/1.1\r\n"
+                 f"Host: 127.0.0.1:{fleet.port}\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+                 "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    _ws_send(raw, "2probe")
+    assert _ws_recv(raw) == "3probe"
+    _ws_send(raw, "5")
+    _ws_send(raw, "40")                                   # CONNECT without a cookie
+    answer = _ws_recv(raw)
+    while answer == "6":                                  # noops of the upgrade
+        answer = _ws_recv(raw)
+    assert answer == '44{"message":"no_session"}'
+    raw.close()
+
+
 def test_logout_ends_sockets_on_every_worker(php, fleet, clients):
     browser = php.login("alice")
     conns = spread(clients, fleet.url, cookie_of(browser), "polling", 6)
@@ -189,13 +238,13 @@ def test_ready_only_once_every_worker_is(php, redis_server, tmp, clients):
     daemon = harness.Daemon(tmp, redis_server, *WORKERS, wait_ready=False,
                             env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
     try:
-        ready_at = harness.wait_until(lambda: notify.first("READY=1"), 20, what="READY=1")
+        harness.wait_until(lambda: notify.first("READY=1"), 20, what="READY=1")
         log = daemon.log()
         assert log.count("worker ready") == 2
         assert log.index("ready workers=2") > max(log.index("worker ready worker=0"),
                                                    log.index("worker ready worker=1"))
         assert notify.count("READY=1") == 1                # the workers told the parent only
-        assert time.monotonic() >= ready_at
+        assert daemon.ready() and len(daemon.readyz()["workers"]) == 2
         clients.connect(daemon.url, cookie)
         harness.wait_until(lambda: notify.count("WATCHDOG=1") >= 3, 5, what="watchdog pings")
         daemon.signal(signal.SIGTERM)
