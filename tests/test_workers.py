@@ -330,3 +330,48 @@ def test_presence_across_workers_is_one_join_and_one_leave_per_socket(
     for observer in observers:
         assert len(presence_events(observer, "joined", 1)) == 1
         assert len(presence_events(observer, "left", 1)) == 1
+
+
+OPEN_POLLING_SOCKETS = """
+const url = location.protocol + '//' + location.hostname + window.DEMO.socketUrl;
+window.extra = [];
+for (let i = 0; i < arguments[0]; i++) {
+  const socket = io(url, {transports: ['polling'], withCredentials: true, forceNew: true});
+  const seen = {connected: false, sid: null, notices: [], users: []};
+  socket.on('connect', () => {
+    seen.connected = true;
+    seen.sid = socket.io.engine.id;
+    socket.emit('whoami', (answer) => seen.users.push(answer.user));
+  });
+  socket.on('notice', (data) => seen.notices.push(data));
+  window.extra.push(seen);
+}
+"""
+
+
+@pytest.mark.browser
+def test_the_official_client_polling_in_chromium(redis_server, start_php, start_daemon,
+                                                 browsers):
+    """Chromium shares its six connections per host between a page's polling
+    sockets: requests of sessions on both workers travel on the same connections."""
+    from tests.test_browser import log_in
+
+    port = harness.free_port()
+    php = start_php(redis_server, DEMO_SOCKET_URL=f":{port}")
+    daemon = start_daemon(redis_server, *WORKERS, "--allowed-origin", php.url, port=port)
+    page = browsers.new("alice")
+    log_in(page, php.url, "alice")
+    page.wait_text("#status", "connected as alice")
+    page.driver.execute_script(OPEN_POLLING_SOCKETS, 4)
+    extra = lambda: page.driver.execute_script("return window.extra;")  # noqa: E731
+    page.wait(lambda d: all(s["users"] == [1] for s in extra()), 15, "4 polling sockets")
+    emit(redis_server, "--user", "1", "notice", '{"text": "one"}')
+    page.wait_text("#notices", "one", timeout=5)
+    page.wait(lambda d: all(len(s["notices"]) == 1 for s in extra()), 10, "the notice")
+    emit(redis_server, "--user", "1", "notice", '{"text": "two"}')
+    page.wait(lambda d: all(len(s["notices"]) == 2 for s in extra()), 10, "the second")
+    time.sleep(0.3)  # none twice
+    assert [len(s["notices"]) for s in extra()] == [2, 2, 2, 2]
+    assert daemon.metric("bridge_connections_open") == 5
+    if len({s["sid"][:3] for s in extra()}) == 2:  # then requests changed worker on the way
+        assert daemon.metric("bridge_connections_passed_total") > 0
