@@ -167,12 +167,14 @@ class Router:
         self.pass_connection(conn, owner, b"")
 
     def _peek(self, conn) -> bytes:
+        """The start of the first request, left in the socket for the HTTP server."""
         deadline = time.monotonic() + PEEK_SECONDS
         head = b""
         while time.monotonic() < deadline:
             try:
+                conn.settimeout(max(0.01, deadline - time.monotonic()))
                 head = conn.recv(PEEK_BYTES, socket.MSG_PEEK)
-            except OSError:
+            except OSError:  # timed out or reset: the HTTP server sees that for itself
                 return b""
             if not head or b"\r\n" in head or len(head) >= PEEK_BYTES:
                 return head
