@@ -11,6 +11,8 @@ polling-then-upgrade:
   at ``connect``, ``--concurrency`` at once for ``--seconds``);
 - CPU per connect of the daemon: user+system time of the parent and every
   worker from /proc, divided by the connects;
+- the daemon's CPU while idle (no client; Redis loops and timers only), per
+  second, before the load;
 - the CPU seconds of the parent and of each worker (how the work spread),
   and how many connections were passed to the worker holding their
   Engine.IO session.
@@ -98,6 +100,9 @@ def one_round(tmp: Path, redis, workers: int, args, gen: Generator) -> dict:
         ready = json.loads(admin_json(daemon.admin_port, "/readyz"))
         pids = [daemon.popen.pid] + [w["pid"] for w in ready.get("workers", [])]
         result = {"workers": workers}
+        before = cpu_seconds(pids)
+        time.sleep(args.idle)
+        result["idle_cores_busy"] = round((cpu_seconds(pids) - before) / args.idle, 3)
         for transport in ("websocket", "polling"):
             gen.call("connect_loop", url=daemon.url, transport=transport, concurrency=10,
                      duration=1, sessions=args.sessions, mode="auth")  # warm-up
@@ -150,6 +155,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU measured")
     parser.add_argument("--quota-only", action="store_true")
     args = parser.parse_args()
     report = {"quota": quota_cost(args.workers), "args": vars(args),
@@ -184,6 +190,9 @@ def main() -> int:
 
 def summary(rounds: list[dict], n: int) -> dict:
     result = {}
+    for workers in (1, n):
+        result[f"idle_cores_busy.{workers}"] = statistics.median(
+            r["idle_cores_busy"] for r in rounds if r["workers"] == workers)
     for transport in ("websocket", "polling"):
         for key in ("rate", "cpu_ms_per_connect", "daemon_cores_busy", "p99_ms"):
             one = statistics.median(r[transport][key] for r in rounds if r["workers"] == 1)
