@@ -375,3 +375,20 @@ def test_the_official_client_polling_in_chromium(redis_server, start_php, start_
     assert daemon.metric("bridge_connections_open") == 5
     if len({s["sid"][:3] for s in extra()}) == 2:  # then requests changed worker on the way
         assert daemon.metric("bridge_connections_passed_total") > 0
+
+
+def test_a_worker_that_cannot_start_stops_the_daemon_with_exit_1(tmp):
+    nobody = harness.free_port()  # no cluster node answers: each worker exits 1
+    done = harness.run_cli("serve", *WORKERS, "--port", str(harness.free_port()),
+                           "--admin-port", str(harness.free_port()),
+                           "--redis-url", f"redis+cluster://127.0.0.1:{nobody}", timeout=60)
+    assert done.returncode == 1, done.stderr
+    assert "exited with 1 before it was ready" in done.stderr
+    assert "no cluster node answered" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_taken_port_fails_before_any_worker_starts(redis_server, fleet):
+    done = harness.run_cli("serve", *WORKERS, "--port", str(fleet.port), "--admin-port", "0",
+                           "--redis-url", redis_server.url, timeout=30)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "cannot start" in done.stderr and "worker started" not in done.stderr
