@@ -225,7 +225,7 @@ class Daemon:
             self.router = gate = Router(
                 gate, self.seat, spawn=rt.spawn, sleep=rt.sleep, queue=rt.queue(),
                 wait_readable=rt.wait_readable, wait_writable=rt.wait_writable,
-                adopt=rt.adopt_connection, detach=rt.detach,
+                adopt=rt.adopt_connection, detach=rt.detach, peek_now=rt.peek_now,
                 passed=self.metrics.connections_passed.inc)
             app = self.router.wsgi(app)
         self._threads.append(self.runtime.serve(gate, app))

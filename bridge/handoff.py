@@ -119,12 +119,14 @@ class Router:
 
     def __init__(self, listener, seat: Seat, *, spawn, sleep, queue, wait_readable,
                  wait_writable, adopt: Callable[[int, bytes], object], detach,
+                 peek_now: Callable[[object, int], bytes | None],
                  passed: Callable[[], None] = lambda: None):
         self._listener = listener
         self.seat = seat
         self._spawn, self._queue = spawn, queue
         self._wait_readable, self._wait_writable = wait_readable, wait_writable
         self._adopt, self._detach, self._sleep = adopt, detach, sleep
+        self._peek_now = peek_now
         self._passed = passed
         self._inbox = _datagram(seat.inbox)
         self._peers = {i: _datagram(fd) for i, fd in enumerate(seat.peers) if i != seat.index}
@@ -156,10 +158,16 @@ class Router:
                     return
                 self._sleep(0.01)  # EMFILE and the like: let the other greenlets run
                 continue
-            self._spawn(self._route, conn, addr)
+            head = self._peek_now(conn, PEEK_BYTES)  # usually there already: no greenlet
+            if head is not None and (not head or b"\r\n" in head or len(head) >= PEEK_BYTES):
+                self._dispatch(conn, addr, head)
+            else:
+                self._spawn(self._route, conn, addr)
 
     def _route(self, conn, addr) -> None:
-        head = self._peek(conn)
+        self._dispatch(conn, addr, self._peek(conn))
+
+    def _dispatch(self, conn, addr, head: bytes) -> None:
         owner = owner_of(head) if head else None
         if owner is None or owner == self.seat.index or owner not in self._peers:
             self._queue.put((conn, addr))

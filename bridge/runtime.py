@@ -51,6 +51,17 @@ class WorkerSupport:
         return eventlet.queue.LightQueue()
 
     @staticmethod
+    def peek_now(conn, size: int):
+        """What ``conn`` (a green socket) has received so far, left in place; None
+        when nothing yet (no wait)."""
+        try:
+            return conn.fd.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    @staticmethod
     def wait_readable(sock) -> None:
         eventlet.hubs.trampoline(sock.fileno(), read=True)
 
