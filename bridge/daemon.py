@@ -27,7 +27,7 @@ from bridge import components, logs, store
 from bridge.admission import CONNECTIONS_PER_HANDSHAKE, GatedListener
 from bridge.auth import RATE_LIMITED
 from bridge.events import Relay
-from bridge.handoff import Router, Seat, stamp_sids
+from bridge.handoff import Seat, route, stamp_sids
 from bridge.history import HistoryUnavailable
 from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
@@ -221,13 +221,9 @@ class Daemon:
             limiter=self._limiter("accept", CONNECTIONS_PER_HANDSHAKE * c.handshake_rate))
         app = self.sockets.wsgi_app()
         if self.seat is not None:  # connections of other workers' sessions go there
-            rt = self.runtime
-            self.router = gate = Router(
-                gate, self.seat, spawn=rt.spawn, sleep=rt.sleep, queue=rt.queue(),
-                wait_readable=rt.wait_readable, wait_writable=rt.wait_writable,
-                adopt=rt.adopt_connection, detach=rt.detach, peek_now=rt.peek_now,
-                passed=self.metrics.connections_passed.inc)
-            app = self.router.wsgi(app)
+            self.router, app = route(gate, app, self.seat, self.runtime,
+                                     passed=self.metrics.connections_passed.inc)
+            gate = self.router
         self._threads.append(self.runtime.serve(gate, app))
 
     def _live(self) -> bool:

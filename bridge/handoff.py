@@ -113,6 +113,18 @@ def owner_of(request_head: bytes) -> int | None:
     return int(found.group(1), 16) if found else None
 
 
+def route(listener, app, seat: Seat, runtime, passed: Callable[[], None]):
+    """The daemon's one call: a listener and WSGI app that send connections and
+    requests of other workers' sessions to them. ``runtime`` gives the async mode
+    (``spawn``, ``sleep``, ``queue``, waits, ``adopt_connection``, ``detach``,
+    ``peek_now``). Returns (router, app); the router is the listener to serve."""
+    router = Router(listener, seat, spawn=runtime.spawn, sleep=runtime.sleep,
+                    queue=runtime.queue(), wait_readable=runtime.wait_readable,
+                    wait_writable=runtime.wait_writable, adopt=runtime.adopt_connection,
+                    detach=runtime.detach, peek_now=runtime.peek_now, passed=passed)
+    return router, router.wsgi(app)
+
+
 class Router:
     """The listener the HTTP server accepts from: local connections, and the ones
     other workers pass here. ``accept()`` blocks in ``queue``."""
