@@ -27,13 +27,12 @@ and ``/metrics`` ask every worker's private admin listener and combine.
 from __future__ import annotations
 
 import os
+import secrets
 import selectors
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 
 from bridge import logs
@@ -89,7 +88,7 @@ class Supervisor:
         self._hup = False
         self.ready_sent = False
         self.restarts = 0
-        self._dir = tempfile.mkdtemp(prefix="session-bridge-")
+        self._nonce = secrets.token_hex(4)
         self._selector = selectors.DefaultSelector()
 
     # --- start ---
@@ -115,8 +114,9 @@ class Supervisor:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _notify_socket(self, index: int) -> socket.socket:
+        """A worker's NOTIFY_SOCKET: abstract (no file left behind if this process is killed)."""
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-        sock.bind(os.path.join(self._dir, f"notify-{index}"))
+        sock.bind(f"\0session-bridge-{os.getpid()}-{self._nonce}-{index}")
         sock.setblocking(False)
         self._selector.register(sock, selectors.EVENT_READ, index)
         return sock
@@ -130,7 +130,7 @@ class Supervisor:
     def _start(self, worker: Worker) -> None:
         seat = self._seat(worker)
         env = {**os.environ, ENVIRON: seat.to_environ(),
-               "NOTIFY_SOCKET": worker.notify.getsockname()}
+               "NOTIFY_SOCKET": "@" + worker.notify.getsockname()[1:].decode()}
         env.pop("WATCHDOG_PID", None)
         if self.notifier.watchdog_seconds:
             env["WATCHDOG_USEC"] = str(int(self.notifier.watchdog_seconds * 1e6))
@@ -243,7 +243,6 @@ class Supervisor:
             worker.popen.wait()
         if getattr(self, "admin", None) is not None:
             self.admin.stop()
-        shutil.rmtree(self._dir, ignore_errors=True)
         log.info("stopped", extra={"fields": {"forced": self.force_exit}})
 
 
