@@ -9,8 +9,8 @@ this module asks all of them and combines:
   single daemon's fields combined (``sockets`` summed, the others true only
   when true in every worker) and ``workers``: each one's index, pid and detail.
 - ``/metrics``: every worker's samples merged into one exposition: counters
-  and histograms summed (a worker that restarted starts again from 0, which
-  Prometheus's ``rate()`` reads as a counter reset only if the sum drops),
+  and histograms summed (a worker that restarted starts again from 0: the
+  sum drops, and Prometheus's ``rate()`` takes that for a counter reset),
   ``bridge_connections_open`` summed, ``bridge_redis_up`` the minimum, other
   gauges (shared values such as the history length) the maximum; plus
   ``bridge_workers_ready`` and ``bridge_worker_restarts_total``.
