@@ -43,9 +43,11 @@ class GatedListener:
 
     def __init__(self, listener, handshake_rate: float, *, pause: Callable[[], None],
                  refused: Callable[[], None] = lambda: None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, limiter=None):
         self._listener = listener
-        self._limiter = HandshakeLimiter(CONNECTIONS_PER_HANDSHAKE * handshake_rate, clock=clock)
+        # ``limiter``: a shared one with --workers N (same rate, counted daemon-wide)
+        self._limiter = limiter or HandshakeLimiter(
+            CONNECTIONS_PER_HANDSHAKE * handshake_rate, clock=clock)
         self._pause = pause
         self._refused = refused
         self._clock = clock

@@ -99,8 +99,9 @@ def _load_config(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(_with_default_command(
-        sys.argv[1:] if argv is None else argv))
+    argv = _with_default_command(sys.argv[1:] if argv is None else argv)
+    args = build_parser().parse_args(argv)
+    args.argv = argv  # what --workers N starts each worker with
     try:
         cfg = _load_config(args)
     except ConfigError as exc:
@@ -126,7 +127,7 @@ def _run(args: argparse.Namespace, cfg) -> int:
 
     logs.setup(cfg.log_level, cfg.log_format)
     if args.command == "serve":
-        return _serve(cfg)
+        return _serve(cfg, args.argv)
     if args.command == "check-config":
         from bridge.config import describe
         from bridge.store import redacted
@@ -145,7 +146,19 @@ def _run(args: argparse.Namespace, cfg) -> int:
     return _emit(cfg, args)
 
 
-def _serve(cfg) -> int:
+def _serve(cfg, argv: list[str]) -> int:
+    from bridge import handoff, workers
+
+    seat = handoff.Seat.from_environ()
+    if seat is None and workers.count(cfg.workers) > 1:
+        try:  # the parent: no eventlet here
+            return workers.supervise(
+                argv, workers=workers.count(cfg.workers), host=cfg.host, port=cfg.port,
+                admin_port=cfg.admin_port, shutdown_timeout=cfg.shutdown_timeout)
+        except OSError as exc:
+            raise _Failure(f"cannot start: {exc}") from None
+        except workers.WorkerFailed as exc:
+            raise _Failure(str(exc)) from None
     warnings.filterwarnings("ignore", message="(?s).*Eventlet is deprecated")
     warnings.filterwarnings("ignore", category=DeprecationWarning, module="eventlet")
     import eventlet
@@ -156,7 +169,7 @@ def _serve(cfg) -> int:
     from bridge.store import StoreUnavailable
 
     try:
-        return daemon.run(cfg, EventletRuntime())
+        return daemon.run(cfg, EventletRuntime(), seat)
     except (OSError, StoreUnavailable) as exc:  # StoreUnavailable: no cluster node answered
         raise _Failure(f"cannot start: {exc}") from None
 

@@ -221,6 +221,8 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("host", "127.0.0.1", _nonempty, "address the Socket.IO listener binds"),
     Setting("port", 6001, _integer(1, 65535), "port of the Socket.IO listener"),
+    Setting("workers", 1, _integer(0, 64),
+            "daemon processes serving the port under one parent (0 = one per core)"),
     Setting("redis_url", "redis://127.0.0.1:6379/0", _redis_url,
             "Redis holding the PHP sessions: redis://, rediss://, unix:///path?db=N, "
             "redis+sentinel://host:port,.../service[/db] or redis+cluster://host:port,..."),

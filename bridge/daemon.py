@@ -7,6 +7,13 @@ object (``sleep``, ``spawn``, listeners, servers) and hands the modules below
 Signals only set flags; the main loop acts on them. The first SIGTERM or
 SIGINT starts a graceful stop, a second one forces it. SIGHUP is logged and
 otherwise ignored (there is nothing to reload without a restart).
+
+With ``--workers N`` each worker is this same daemon, given a ``seat``
+(:mod:`bridge.handoff`): its listeners come from the parent, its limits are
+counted in the shared table (:mod:`bridge.quota`), its accepted connections
+go through the router, and it stops when the parent goes. A worker's second
+stop signal does not force (the parent's and the process group's SIGTERM
+both reach it); the parent kills a worker that outlives the deadline.
 """
 
 from __future__ import annotations
@@ -17,14 +24,16 @@ import time
 import uuid
 
 from bridge import components, logs, store
-from bridge.admission import GatedListener
+from bridge.admission import CONNECTIONS_PER_HANDSHAKE, GatedListener
 from bridge.auth import RATE_LIMITED
 from bridge.events import Relay
+from bridge.handoff import Seat, route, stamp_sids
 from bridge.history import HistoryUnavailable
 from bridge.keepalive import KeepAlive
 from bridge.lifecycle import SessionWatch
 from bridge.metrics import Metrics
 from bridge.presence import SharedPresence
+from bridge.quota import Quota
 from bridge.ratelimit import HandshakeLimiter
 from bridge.recovery import Recovery
 from bridge.registry import Registry
@@ -44,15 +53,18 @@ STARTUP_GRACE_SECONDS = 5.0
 
 
 class Daemon:
-    def __init__(self, config, runtime):
+    def __init__(self, config, runtime, seat: Seat | None = None):
         self.config = config
         self.runtime = runtime
+        self.seat = seat
+        self.quota = Quota(seat.quota, seat.workers, seat.index) if seat else None
+        self.router = None
         self.should_exit = False
         self.force_exit = False
         self.node = uuid.uuid4().hex[:12]
         self.notifier = Notifier()
         self.metrics = Metrics()
-        self.registry = Registry()
+        self.registry = Registry(tally=self.quota)
         self.ready_sent = False
         self.draining = False
         self._threads = []
@@ -77,7 +89,8 @@ class Daemon:
         cursor = lambda: self.tail.cursor  # noqa: E731
         self.sockets = SocketLayer(
             async_mode=rt.async_mode, authenticator=authenticator,
-            limiter=HandshakeLimiter(c.handshake_rate), registry=self.registry,
+            limiter=self._limiter("handshake", c.handshake_rate), registry=self.registry,
+            transport_limiter=self._limiter("transport", 2 * c.handshake_rate),
             metrics=self.metrics, max_sockets_per_user=c.max_sockets_per_user,
             cors_allowed_origins=origin_policy(c.allowed_origins, c.insecure_any_origin),
             websocket_compression=c.websocket_compression, cursor=cursor,
@@ -86,6 +99,8 @@ class Daemon:
                               recent=self.tail.recent))
         rt.attach(self.sockets.sio, max_message=MAX_PACKET_BYTES,
                   own_websocket=not c.websocket_compression, pid_of=self.sockets.pid_of)
+        if self.seat is not None:
+            stamp_sids(self.sockets.sio.eio, self.seat.index)
         keep_alive = KeepAlive(store=self.store, registry=self.registry) if c.keep_alive else None
         self.watch = SessionWatch(
             client=components.sessions_client(c), store=self.store, authenticator=authenticator,
@@ -106,6 +121,12 @@ class Daemon:
             self._threads += [rt.spawn(self.roster.run), rt.spawn(self.roster.send),
                               rt.spawn(self.roster.listen, components.events_client(c))]
         self._install_signals()
+
+    def _limiter(self, name: str, rate: float):
+        """A per-address limit: this process's own, or daemon-wide with --workers N."""
+        if self.quota is None:
+            return HandshakeLimiter(rate) if name != "accept" else None
+        return self.quota.limiter(name, rate)
 
     def _dropped(self, kind: str) -> None:
         self.metrics.events_dropped.labels(kind).inc()
@@ -130,15 +151,22 @@ class Daemon:
         """Bind both listeners; Socket.IO connections wait in the backlog until serve()."""
         c = self.config
         raise_file_limit()
-        self.listener = self.runtime.listen(c.host, c.port)
         self.admin = None
-        if c.admin_port:
+        if self.seat is not None:  # both bound by the parent
+            self.listener = self.runtime.adopt_listener(self.seat.listen)
+            self.admin = self.runtime.adopt_listener(self.seat.admin)
+            self._threads.append(self.runtime.serve_admin(self.admin, admin_app(
+                metrics=self.metrics, readiness=self.readiness)))
+        else:
+            self.listener = self.runtime.listen(c.host, c.port)
+        if c.admin_port and self.seat is None:
             self.admin = self.runtime.listen_admin(c.admin_port)
             app = admin_app(metrics=self.metrics, readiness=self.readiness)
             self._threads.append(self.runtime.serve_admin(self.admin, app))
         log.info("listening", extra={"fields": {
             "address": f"{c.host}:{self.listener.getsockname()[1]}",
-            "admin": f"127.0.0.1:{c.admin_port}" if c.admin_port else "off",
+            "worker": self.seat.index if self.seat else None,
+            "admin": f"127.0.0.1:{self.admin.getsockname()[1]}" if self.admin else "off",
             "redis": store.redacted(c.redis_url), "node": self.node,
             "events_redis": store.redacted(components.events_url(c))}})
 
@@ -148,7 +176,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, self._on_hup)
 
     def _on_stop_signal(self, signum, frame) -> None:
-        if self.should_exit:
+        if self.should_exit and self.seat is None:
             self.force_exit = True
         self.should_exit = True
 
@@ -187,11 +215,18 @@ class Daemon:
 
     def serve(self) -> None:
         """Start accepting Socket.IO connections (after READY when Redis is up)."""
+        c = self.config
         self.on_tick()
         gate = GatedListener(
-            self.listener, self.config.handshake_rate, pause=self.runtime.pause,
-            refused=lambda: self.metrics.connects.labels("refused", RATE_LIMITED).inc())
-        self._threads.append(self.runtime.serve(gate, self.sockets.wsgi_app()))
+            self.listener, c.handshake_rate, pause=self.runtime.pause,
+            refused=lambda: self.metrics.connects.labels("refused", RATE_LIMITED).inc(),
+            limiter=self._limiter("accept", CONNECTIONS_PER_HANDSHAKE * c.handshake_rate))
+        app = self.sockets.wsgi_app()
+        if self.seat is not None:  # connections of other workers' sessions go there
+            self.router, app = route(gate, app, self.seat, self.runtime,
+                                     passed=self.metrics.connections_passed.inc)
+            gate = self.router
+        self._threads.append(self.runtime.serve(gate, app))
 
     def _live(self) -> bool:
         return self.relay.live and self.tail.live and bool(self.watch.mode) and self.watch.live
@@ -234,6 +269,9 @@ class Daemon:
             pass
 
     def on_tick(self) -> None:
+        if self.seat is not None and self.seat.orphaned():
+            log.warning("the parent process is gone; stopping")
+            self.should_exit = True
         if self._hup:
             self._hup = False
             log.info("SIGHUP received: nothing to reload; restart to apply new settings")
@@ -257,6 +295,8 @@ class Daemon:
         self.notifier.stopping()
         log.info("stopping", extra={"fields": {"sockets": len(self.registry)}})
         # 2. Stop accepting TCP connections.
+        if self.router is not None:
+            self.router.close()
         _close_quietly(self.listener)
         # 3. Close every transport without a Socket.IO disconnect: clients reconnect.
         self.sockets.close_transports()
@@ -302,6 +342,6 @@ def _close_quietly(sock) -> None:
         pass
 
 
-def run(config, runtime) -> int:
-    """Run the daemon until a signal stops it; returns the exit code."""
-    return Daemon(config, runtime).run()
+def run(config, runtime, seat: Seat | None = None) -> int:
+    """Run the daemon (or one worker of it) until a signal stops it; returns the exit code."""
+    return Daemon(config, runtime, seat).run()

@@ -57,5 +57,9 @@ class Metrics:
             "bridge_presence_events", "Presence events sent to this daemon's sockets, by kind",
             ["kind"], registry=r)
 
+        self.connections_passed = Counter(
+            "bridge_connections_passed", "Connections passed to the worker holding their "
+            "Engine.IO session (--workers N)", registry=r)
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -12,7 +12,11 @@ from bridge.auth import Identity
 
 
 class Registry:
-    def __init__(self):
+    """``tally``: with ``--workers N``, the sockets per user of every worker
+    (``bridge.quota.Quota``); counts then span the whole daemon."""
+
+    def __init__(self, tally=None):
+        self._tally = tally
         self._identity: dict[str, Identity] = {}
         self._by_user: dict[str, set[str]] = defaultdict(set)
         self._by_session: dict[str, set[str]] = defaultdict(set)
@@ -24,6 +28,8 @@ class Registry:
         """Record a socket; True when it is the first socket of its session."""
         self._identity[sid] = identity
         self._by_user[identity.user].add(sid)
+        if self._tally is not None:
+            self._tally.add_socket(identity.user)
         first = identity.session_id not in self._by_session
         self._by_session[identity.session_id].add(sid)
         return first
@@ -33,6 +39,8 @@ class Registry:
         identity = self._identity.pop(sid, None)
         if identity is not None:
             _discard(self._by_user, identity.user, sid)
+            if self._tally is not None:
+                self._tally.remove_socket(identity.user)
             _discard(self._by_session, identity.session_id, sid)
         return identity
 
@@ -40,6 +48,8 @@ class Registry:
         return self._identity.get(sid)
 
     def count_of_user(self, user: str) -> int:
+        if self._tally is not None:
+            return self._tally.sockets_of(user)
         return len(self._by_user.get(user, ()))
 
     def sockets_of_user(self, user: str) -> list[str]:

@@ -13,20 +13,74 @@ the package.
 from __future__ import annotations
 
 import gc
+import os
 import socket
 
 import eventlet
 import eventlet.event
+import eventlet.greenio
 import eventlet.hubs
+import eventlet.patcher
+import eventlet.queue
 import eventlet.wsgi
 
 from bridge import framing, httphead, patches, transport
 
+_RealSocket = eventlet.patcher.original("socket").socket  # detects an fd's family
 LISTEN_BACKLOG = 4096
 MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
 
 
-class EventletRuntime:
+class WorkerSupport:
+    """What a worker of ``--workers N`` needs from the async mode (see bridge.handoff)."""
+
+    @staticmethod
+    def adopt_listener(fd: int):
+        """A listening socket inherited from the parent, as a green socket."""
+        return eventlet.greenio.GreenSocket(_RealSocket(fileno=os.dup(fd)))
+
+    @staticmethod
+    def adopt_connection(fd: int, prefix: bytes = b""):
+        """A connection another worker passed here; ``prefix``: its bytes already read."""
+        real = _RealSocket(fileno=fd)
+        if prefix:
+            return _PrefixedSocket(real, prefix)
+        return eventlet.greenio.GreenSocket(real)
+
+    @staticmethod
+    def queue():
+        return eventlet.queue.LightQueue()
+
+    @staticmethod
+    def peek_now(conn, size: int):
+        """What ``conn`` (a green socket) has received so far, left in place; None
+        when nothing yet (no wait)."""
+        try:
+            return conn.fd.recv(size, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    @staticmethod
+    def wait_readable(sock) -> None:
+        eventlet.hubs.trampoline(sock.fileno(), read=True)
+
+    @staticmethod
+    def wait_writable(sock) -> None:
+        eventlet.hubs.trampoline(sock.fileno(), write=True)
+
+    @staticmethod
+    def detach(environ: dict):
+        """Take a request's connection from eventlet.wsgi, which then neither answers
+        nor closes it; returns the connection."""
+        sock = environ["eventlet.input"].get_socket()
+        environ[transport.DETACHED] = True
+        patches.response_sent_by_app()
+        return sock
+
+
+class EventletRuntime(WorkerSupport):
     async_mode = "eventlet"
 
     def __init__(self):
@@ -98,6 +152,28 @@ class EventletRuntime:
 
     def serve_admin(self, listener, app):
         return self.spawn(eventlet.wsgi.server, listener, app, log_output=False, debug=False)
+
+
+class _PrefixedSocket(eventlet.greenio.GreenSocket):
+    """A green socket whose first reads return bytes another worker already read."""
+
+    def __init__(self, real, prefix: bytes):
+        super().__init__(real)
+        self._prefix = prefix
+
+    def recv(self, bufsize, flags=0):
+        if self._prefix and not flags:
+            data, self._prefix = self._prefix[:bufsize], self._prefix[bufsize:]
+            return data
+        return super().recv(bufsize, flags)
+
+    def recv_into(self, buffer, nbytes=0, flags=0):
+        if self._prefix and not flags:
+            size = min(nbytes or len(buffer), len(self._prefix))
+            buffer[:size] = self._prefix[:size]
+            self._prefix = self._prefix[size:]
+            return size
+        return super().recv_into(buffer, nbytes, flags)
 
 
 class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):

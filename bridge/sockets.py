@@ -125,7 +125,8 @@ class SocketLayer:
                  on_last_socket: Callable[[str], None] = lambda session_id: None,
                  on_rooms_entered: Callable[[str, Identity, tuple], None] = lambda *a: None,
                  on_rooms_left: Callable[[str], None] = lambda sid: None,
-                 presence_of: Callable[[str], dict] = lambda room: {"error": "not_presence_room"}):
+                 presence_of: Callable[[str], dict] = lambda room: {"error": "not_presence_room"},
+                 transport_limiter: HandshakeLimiter | None = None):
         self.authenticator = authenticator
         self.limiter = limiter
         self.registry = registry
@@ -146,7 +147,7 @@ class SocketLayer:
         # Engine.IO sessions are opened before any Socket.IO connect (and so
         # before the handshake limit); bound them per address too, with room
         # for a retry per connect.
-        self.transport_limiter = HandshakeLimiter(2 * limiter.rate)
+        self.transport_limiter = transport_limiter or HandshakeLimiter(2 * limiter.rate)
         # async_handlers=False: a socket's events run in its own reader, one at
         # a time, so a client flooding events is slowed by TCP, not by memory.
         self.sio = socketio.Server(

@@ -1,0 +1,206 @@
+"""``--workers``: connects/s and CPU per connect with 1 and 2 worker processes, interleaved.
+
+Standalone (it does not use bench/run.py): a private redis-server, sessions
+written by PHP (seed_sessions.php), the Node load generator (loadgen.js,
+socket.io-client), and the daemon through its CLI, started afresh for each
+round with ``--workers 1`` or ``--workers N``, rounds interleaved
+(1, N, 1, N, ...). Each round measures, for the websocket transport and then
+polling-then-upgrade:
+
+- connects/s the load generator completed (authorized connects, each closed
+  at ``connect``, ``--concurrency`` at once for ``--seconds``);
+- CPU per connect of the daemon: user+system time of the parent and every
+  worker from /proc, divided by the connects;
+- the daemon's CPU while idle (no client; Redis loops and timers only), per
+  second, before the load;
+- the CPU seconds of the parent and of each worker (how the work spread),
+  and how many connections were passed to the worker holding their
+  Engine.IO session.
+
+Nothing is pinned to a core: the machine is shared with other work, which
+RESULTS.md says next to the figures. Also measures the shared limits table
+alone (``--quota-only``): microseconds per operation.
+
+usage: .venv/bin/python bench/workers.py [--workers 2] [--rounds 3] [--seconds 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path.insert(0, str(ROOT))
+
+from tests import harness  # noqa: E402  (free ports, redis-server, waits)
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(") ", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+class Generator:
+    def __init__(self):
+        self.proc = subprocess.Popen(["node", str(BENCH / "loadgen.js")], cwd=BENCH,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.next_id = 0
+
+    def call(self, cmd: str, **args):
+        self.next_id += 1
+        self.proc.stdin.write(json.dumps({"id": self.next_id, "cmd": cmd, **args}) + "\n")
+        self.proc.stdin.flush()
+        answer = json.loads(self.proc.stdout.readline())
+        if not answer["ok"]:
+            raise RuntimeError(answer["error"])
+        return answer["result"]
+
+    def close(self):
+        try:
+            self.call("quit")
+        except Exception:
+            pass
+        self.proc.wait(5)
+
+
+def admin_json(port: int, path: str):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as reply:
+        return reply.read().decode()
+
+
+def metric(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    return 0.0
+
+
+def one_round(tmp: Path, redis, workers: int, args, gen: Generator) -> dict:
+    daemon = harness.Daemon(tmp, redis, "--workers", str(workers), "--handshake-rate", "0",
+                            "--log-level", "warning", "--rooms-key", "rooms")
+    try:
+        ready = json.loads(admin_json(daemon.admin_port, "/readyz"))
+        pids = [daemon.popen.pid] + [w["pid"] for w in ready.get("workers", [])]
+        result = {"workers": workers}
+        before = cpu_seconds(pids)
+        time.sleep(args.idle)
+        result["idle_cores_busy"] = round((cpu_seconds(pids) - before) / args.idle, 3)
+        for transport in ("websocket", "polling"):
+            gen.call("connect_loop", url=daemon.url, transport=transport, concurrency=10,
+                     duration=1, sessions=args.sessions, mode="auth")  # warm-up
+            before, wall = [cpu_seconds([p]) for p in pids], time.monotonic()
+            got = gen.call("connect_loop", url=daemon.url, transport=transport,
+                           concurrency=args.concurrency, duration=args.seconds,
+                           sessions=args.sessions, mode="auth")
+            each = [cpu_seconds([p]) - b for p, b in zip(pids, before, strict=True)]
+            cpu = sum(each)
+            wall = time.monotonic() - wall
+            lat = sorted(got["latencies"])
+            result[transport] = {
+                "connects": got["done"], "rate": round(got["rate"], 1),
+                "cpu_ms_per_connect": round(1000 * cpu / max(1, got["done"]), 3),
+                "daemon_cores_busy": round(cpu / wall, 2),
+                "p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
+                "p99_ms": round(lat[int(len(lat) * 0.99)], 1) if lat else None,
+                "cpu_s_parent_then_workers": [round(x, 2) for x in each],
+                "errors": got["errors"]}
+        text = admin_json(daemon.admin_port, "/metrics")
+        result["passed"] = metric(text, "bridge_connections_passed_total")
+        return result
+    finally:
+        daemon.stop(15)
+
+
+def quota_cost(workers: int = 2, count: int = 20000) -> dict:
+    from bridge.quota import Quota
+
+    shared = Quota.create(workers)
+    mine = Quota(shared.fd, workers, 0)
+    limiter = mine.limiter("handshake", 50)
+    users = [str(100000 + i) for i in range(count)]
+    timings = {}
+    for name, call in (("add_socket", mine.add_socket), ("sockets_of", mine.sockets_of),
+                       ("allow", limiter.allow), ("remove_socket", mine.remove_socket)):
+        start = time.perf_counter()
+        for user in users:
+            call(user)
+        timings[name] = round(1e6 * (time.perf_counter() - start) / count, 2)
+    return {"us_per_operation": timings,
+            "per_connect_us": round(2 * timings["allow"] + timings["sockets_of"]
+                                    + timings["add_socket"] + timings["remove_socket"], 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--sessions", type=int, default=2000)
+    parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU measured")
+    parser.add_argument("--quota-only", action="store_true")
+    args = parser.parse_args()
+    report = {"quota": quota_cost(args.workers), "args": vars(args),
+              "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
+                                       capture_output=True, text=True).stdout.strip(),
+              "cores": os.cpu_count(), "load_before": os.getloadavg()}
+    if args.quota_only:
+        print(json.dumps(report, indent=1))
+        return 0
+    tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
+    redis = harness.Redis(tmp)
+    gen = Generator()
+    try:
+        subprocess.run(["php", str(BENCH / "seed_sessions.php"), "127.0.0.1", str(redis.port),
+                        str(args.sessions)], check=True, capture_output=True)
+        rounds = []
+        for _ in range(args.rounds):
+            for workers in (1, args.workers):
+                rounds.append(one_round(tmp, redis, workers, args, gen))
+                print(json.dumps(rounds[-1]), flush=True)
+        report["rounds"] = rounds
+        report["load_after"] = os.getloadavg()
+        report["summary"] = summary(rounds, args.workers)
+    finally:
+        gen.close()
+        redis.stop()
+    out = BENCH / "results" / "workers.json"
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["summary"], indent=1))
+    return 0
+
+
+def summary(rounds: list[dict], n: int) -> dict:
+    result = {}
+    for workers in (1, n):
+        result[f"idle_cores_busy.{workers}"] = statistics.median(
+            r["idle_cores_busy"] for r in rounds if r["workers"] == workers)
+    for transport in ("websocket", "polling"):
+        for key in ("rate", "cpu_ms_per_connect", "daemon_cores_busy", "p99_ms"):
+            one = statistics.median(r[transport][key] for r in rounds if r["workers"] == 1)
+            many = statistics.median(r[transport][key] for r in rounds if r["workers"] == n)
+            result[f"{transport}.{key}"] = {"1": one, str(n): many,
+                                            "ratio": round(many / one, 2) if one else None}
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())
