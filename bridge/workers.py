@@ -2,8 +2,14 @@
 
 The parent imports no eventlet and serves no socket itself. In order, it:
 
-1. binds the Socket.IO listener (so the port is taken once, and a second
-   daemon on it fails as with one process), one private admin listener per
+1. binds the Socket.IO port: one listener per worker in one ``SO_REUSEPORT``
+   group, so the kernel spreads new connections evenly over the workers (one
+   shared listener let whichever worker woke first take them all), after a
+   plain bind proved the port free (so a second daemon on it still fails as
+   with one process: a listener without ``SO_REUSEPORT`` cannot join the
+   group). The parent keeps every listener open: connections for a worker
+   being restarted wait in its backlog instead of being refused. One
+   private admin listener per
    worker on 127.0.0.1, the admin port, and creates the shared limits table
    (:mod:`bridge.quota`) and one datagram socket pair per worker for passing
    connections (:mod:`bridge.handoff`);
@@ -94,7 +100,8 @@ class Supervisor:
     # --- start ---
 
     def startup(self) -> None:
-        self.listener = _listen(self.host, self.port)
+        self.listeners = _listen_group(self.host, self.port, self.n)
+        self.listener = self.listeners[0]  # for the address it serves
         self.quota = Quota.create(self.n)
         pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(self.n)]
         self._pairs = pairs
@@ -122,7 +129,8 @@ class Supervisor:
         return sock
 
     def _seat(self, worker: Worker) -> Seat:
-        return Seat(index=worker.index, workers=self.n, listen=self.listener.fileno(),
+        return Seat(index=worker.index, workers=self.n,
+                    listen=self.listeners[worker.index].fileno(),
                     admin=worker.admin.fileno(), quota=self.quota.fd,
                     inbox=self._pairs[worker.index][1].fileno(),
                     peers=[pair[0].fileno() for pair in self._pairs], parent=os.getpid())
@@ -227,8 +235,8 @@ class Supervisor:
     def shutdown(self) -> None:
         """Drain every worker within shutdown_timeout, then kill what is left."""
         self.notifier.stopping()
-        if hasattr(self, "listener"):  # once every worker closed its copy too, connects fail
-            self.listener.close()
+        for listener in getattr(self, "listeners", ()):  # once every worker closed its
+            listener.close()                              # copy too, connects fail
         running = [w for w in getattr(self, "workers", ()) if w.popen and w.popen.poll() is None]
         log.info("stopping", extra={"fields": {"workers": len(running)}})
         for worker in running:
@@ -253,15 +261,29 @@ def _signal(worker: Worker, signum: int) -> None:
         pass
 
 
-def _listen(host: str, port: int) -> socket.socket:
-    """A listening TCP socket the workers inherit (options as runtime.listen's)."""
+def _listen(host: str, port: int, *, group: bool = False) -> socket.socket:
+    """A listening TCP socket a worker inherits (options as runtime.listen's)."""
     family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if group:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
     sock.listen(LISTEN_BACKLOG)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def _listen_group(host: str, port: int, n: int) -> list[socket.socket]:
+    """``n`` listeners of one SO_REUSEPORT group on ``port`` (0: a free port).
+
+    A plain listener first proves the port free (it fails as one process's
+    would if anything holds it, our own group included) and names the port
+    when 0 was asked; the group binds right after it is closed."""
+    probe = _listen(host, port)
+    port = probe.getsockname()[1]
+    probe.close()
+    return [_listen(host, port, group=True) for _ in range(n)]
 
 
 def supervise(argv: list[str], **settings) -> int:
