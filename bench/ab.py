@@ -17,7 +17,7 @@ machine used (noise). Reported: per variant the median and the least CPU per
 connect (other processes only ever add to it), and for each variant against
 the first the median of the per-round ratios.
 
-Uses ``bench/run.py``'s process, redis and generator helpers as they are.
+Uses bench/lib (Stack: redis, seeding, generator; Server) as `bench/run.py` does.
 Raw figures: ``bench/out/ab-<time>.json``.
 """
 
@@ -32,8 +32,13 @@ import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run  # noqa: E402  (bench/run.py)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from bench.lib.paths import OUT  # noqa: E402
+from bench.lib.procstat import CpuWindow  # noqa: E402
+from bench.lib.servers import Server  # noqa: E402
+from bench.lib.stack import Stack  # noqa: E402
+from bench.lib.stats import pct  # noqa: E402
+from bench.scenarios.connect import CONCURRENCY  # noqa: E402
 
 SESSIONS = 2000
 
@@ -42,17 +47,16 @@ def load_average() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def burst(server: run.Server, gen: run.Generator, redis_pid: int, seconds: float,
-          transport: str) -> dict:
-    window = run.CpuWindow({"server": server.pid, "gen": gen.pid, "redis": redis_pid})
-    result = gen.call("connect_loop", url=server.url, transport=transport,
-                      concurrency=run.CONCURRENCY, duration=seconds, mode="auth",
+def burst(server: Server, stack: Stack, seconds: float, transport: str) -> dict:
+    window = CpuWindow(stack.pids(server))
+    result = stack.gen.call("connect_loop", url=server.url, transport=transport,
+                      concurrency=CONCURRENCY, duration=seconds, mode="auth",
                       sessions=SESSIONS)
     cpu = window.stop()
     done = max(result["done"], 1)
     return {"ms_per_connect": round(1000 * cpu["server_cpu_s"] / done, 4),
             "rate": round(result["rate"], 1), "errors": result["errors"],
-            "p99_ms": round(run.pct(result["latencies"], 99) or 0, 2),
+            "p99_ms": round(pct(result["latencies"], 99) or 0, 2),
             "server_cpu_pct": cpu["server_cpu_pct"], "noise_cpu_pct": cpu["noise_cpu_pct"]}
 
 
@@ -64,10 +68,8 @@ def main() -> int:
     p.add_argument("--transport", default="websocket", choices=("websocket", "polling"))
     args = p.parse_args()
     variants = [v.split("=", 1) for v in args.variants]
-    run.OUT.mkdir(exist_ok=True)
-    (run.OUT / "logs").mkdir(exist_ok=True)
-    run.raise_fd_limit()
-    procs = run.Processes(run.OUT / "logs")
+    OUT.mkdir(exist_ok=True)
+    stack = None
 
     def on_term(signum, frame):
         raise KeyboardInterrupt  # so that finally: stops every child
@@ -75,29 +77,25 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_term)
     runs: dict[str, list[dict]] = {name: [] for name, _ in variants}
     try:
-        run.ensure_node_modules()
-        redis, redis_port = run.start_redis(procs, "ab-redis")
-        run.seed(redis_port, SESSIONS)
-        gen = run.Generator(procs)
-        gen.call("redis", url=f"redis://127.0.0.1:{redis_port}/0")
+        stack = Stack(SESSIONS)
         servers = {}
         for name, command in variants:
-            options = argparse.Namespace(daemon_cmd=command, daemon_arg=[])
             kind = "peer" if command == "peer" else "daemon"
-            servers[name] = run.Server(kind, procs, redis_port, options)
-            gen.call("connect_loop", url=servers[name].url, transport=args.transport,
-                     concurrency=run.CONCURRENCY, duration=1.0, mode="auth",
+            servers[name] = stack.server(kind, "" if kind == "peer" else command)
+            stack.gen.call("connect_loop", url=servers[name].url, transport=args.transport,
+                     concurrency=CONCURRENCY, duration=1.0, mode="auth",
                      sessions=SESSIONS)  # warm-up
         for rnd in range(args.bursts):
             order = variants if rnd % 2 == 0 else list(reversed(variants))
             for name, _ in order:
-                fig = burst(servers[name], gen, redis.pid, args.seconds, args.transport)
+                fig = burst(servers[name], stack, args.seconds, args.transport)
                 fig["load"] = load_average()
                 runs[name].append(fig)
                 print(f"burst {rnd + 1:2} {name:>10} " + " ".join(
                     f"{k}={v}" for k, v in fig.items()), flush=True)
     finally:
-        procs.stop_all()
+        if stack is not None:
+            stack.stop()
     first = variants[0][0]
     summary = {}
     for name, figs in runs.items():
@@ -112,7 +110,7 @@ def main() -> int:
             f"median_cpu_ratio_to_{first}": round(statistics.median(ratios), 4),
             "errors": sum(sum(f["errors"].values()) for f in figs)}
         print(f"{name:>10}: " + " ".join(f"{k}={v:g}" for k, v in summary[name].items()))
-    path = run.OUT / f"ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = OUT / f"ab-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps({"variants": dict(variants), "transport": args.transport,
                                 "seconds": args.seconds, "bursts": runs, "summary": summary,
                                 "cores": os.cpu_count()}, indent=1))

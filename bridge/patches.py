@@ -33,7 +33,8 @@ eventlet
      the transport answered a request itself (the 101 of a websocket).
   7. ``eventlet.wsgi.HttpProtocol``'s ``conn_state`` list, whose second item
      is the connection eventlet.wsgi closes after a request, is swapped for
-     an inert object once the transport owns the connection.
+     an inert object once the transport owns the connection, or once the
+     protocol has shut down and closed the connection itself.
 """
 
 from __future__ import annotations

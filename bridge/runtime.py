@@ -146,9 +146,15 @@ class EventletRuntime(WorkerSupport):
         return eventlet.listen(("127.0.0.1", port), reuse_port=False)
 
     def serve(self, listener, app):
-        """Serve the Socket.IO app on ``listener`` (any object with ``accept()``)."""
+        """Serve the Socket.IO app on ``listener`` (any object with ``accept()``).
+
+        Response header names go out as the app wrote them: every name the
+        app, python-engineio and bridge/ send is already in Foo-Bar form, so
+        eventlet's re-capitalizing of each name of each response only cost CPU
+        (bench/RESULTS.md 18.6)."""
         return self.spawn(eventlet.wsgi.server, listener, app, max_size=MAX_CONNECTIONS,
-                          log_output=False, debug=False, protocol=SmallBufferProtocol)
+                          log_output=False, debug=False, protocol=SmallBufferProtocol,
+                          capitalize_response_headers=False)
 
     def serve_admin(self, listener, app):
         return self.spawn(eventlet.wsgi.server, listener, app, log_output=False, debug=False)
@@ -217,7 +223,10 @@ class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):
 
     def finish(self):
         if not getattr(self, "environ", {}).get(transport.DETACHED):
-            super().finish()
+            super().finish()  # shuts the connection down and closes it
+            # eventlet.wsgi's server loop would shut it down (EBADF, raised and
+            # caught) and close it a second time: it gets the inert stand-in.
+            patches.release_connection(self, _HANDED_OVER)
             return
         try:  # the buffers go, the connection stays with the transport
             self.wfile.flush()
