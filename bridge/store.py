@@ -194,14 +194,35 @@ def _pooled_get_many(pool, keys: list[str]) -> list:
     failed mid-batch is dropped, and every key without an answer yet gets
     StoreUnavailable.
     """
+    return _read_gets(pool, _send_gets(pool, keys), len(keys))
+
+
+def _send_gets(pool, keys: list[str]):
+    """Write the GETs of ``keys`` on one connection of ``pool``: that connection (its
+    answers to be read by ``_read_gets``), or StoreUnavailable for every key."""
     try:
         conn = pool.get_connection()
     except FAILURES as exc:
-        return [StoreUnavailable(str(exc) or type(exc).__name__)] * len(keys)
-    out: list = []
+        return StoreUnavailable(str(exc) or type(exc).__name__)
     try:
         conn.send_packed_command(conn.pack_commands([("GET", key) for key in keys]))
-        for _ in keys:
+    except BaseException as exc:
+        conn.disconnect()
+        pool.release(conn)
+        if not isinstance(exc, redis.RedisError):
+            raise
+        return StoreUnavailable(str(exc) or type(exc).__name__)
+    return conn
+
+
+def _read_gets(pool, conn, count: int) -> list:
+    """The ``count`` answers ``_send_gets`` asked for (see ``_pooled_get_many``); the
+    connection goes back to ``pool``."""
+    if isinstance(conn, StoreUnavailable):
+        return [conn] * count
+    out: list = []
+    try:
+        for _ in range(count):
             try:
                 out.append(conn.read_response())
             except redis.ResponseError as exc:  # an answer: the connection is fine
@@ -212,7 +233,7 @@ def _pooled_get_many(pool, keys: list[str]) -> list:
         if not isinstance(exc, redis.RedisError):
             raise  # the batch's waiters get StoreUnavailable (GetBatch._flush)
         failed = StoreUnavailable(str(exc) or type(exc).__name__)
-        out += [failed] * (len(keys) - len(out))
+        out += [failed] * (count - len(out))
     finally:
         pool.release(conn)
     return out
@@ -223,15 +244,18 @@ class GetBatch:
 
     Every greenlet that asks for a session in the same turn of the event loop
     waits; the first one schedules a flush (``spawn``), which takes one pooled
-    connection and sends all of that turn's GETs in one write, then hands each
-    waiter its answer. Per GET that saves the pool's check-out (a lock, a
-    readiness ``select`` and its bookkeeping), a write and a wake-up. Same
-    timeouts as a single GET (each answer is read within ``redis_timeout``),
-    same errors per key, and a waiter always gets an answer or an error.
+    connection per pool the turn's keys live on (``route(key)``: one for one
+    server, the node owning each key's slot on a cluster), writes each pool's
+    GETs in one write, then reads the answers and hands each waiter its own.
+    Per GET that saves the pool's check-out (a lock, a readiness ``select``
+    and its bookkeeping), a write and a wake-up. Same timeouts as a single GET
+    (each answer is read within ``redis_timeout``), same errors per key, and a
+    waiter always gets an answer or an error. A key ``route`` cannot place
+    gets StoreUnavailable (on a cluster, SessionStore asks redis-py then).
     """
 
-    def __init__(self, pool, spawn, waiter):
-        self.pool = pool
+    def __init__(self, route, spawn, waiter):
+        self.route = route  # route(key) -> the connection pool to read it from
         self.spawn = spawn  # spawn(function): run it once the current greenlets yield
         self.waiter = waiter  # waiter() -> object with send(value) and wait()
         self.pending: list[tuple[str, object]] = []
@@ -248,14 +272,30 @@ class GetBatch:
 
     def _flush(self) -> None:
         batch, self.pending = self.pending, []
-        answers: list = []
+        answers: dict[int, object] = {}
+        groups: dict[int, tuple[object, list[int]]] = {}  # id(pool) -> pool, indexes
+        sent: list = []
         try:
-            answers = _pooled_get_many(self.pool, [key for key, _ in batch])
+            for index, (key, _) in enumerate(batch):
+                try:
+                    pool = self.route(key)
+                except (AttributeError, *FAILURES) as exc:
+                    answers[index] = StoreUnavailable(str(exc) or type(exc).__name__)
+                    continue
+                groups.setdefault(id(pool), (pool, []))[1].append(index)
+            for pool, indexes in groups.values():  # every write before any read
+                sent.append((pool, indexes, _send_gets(pool, [batch[i][0] for i in indexes])))
+            while sent:
+                pool, indexes, conn = sent.pop(0)
+                answers.update(zip(indexes, _read_gets(pool, conn, len(indexes)), strict=True))
         finally:
+            for pool, _, conn in sent:  # not read: a bug above
+                if not isinstance(conn, StoreUnavailable):
+                    conn.disconnect()
+                    pool.release(conn)
             lost = StoreUnavailable("session read interrupted")
-            answers += [lost] * (len(batch) - len(answers))
-            for (_, waiter), answer in zip(batch, answers, strict=True):
-                waiter.send(answer)
+            for index, (_, waiter) in enumerate(batch):
+                waiter.send(answers.get(index, lost))
 
 
 class SessionStore:
@@ -271,10 +311,16 @@ class SessionStore:
         self.batch: GetBatch | None = None
 
     def batch_gets(self, spawn, waiter) -> None:
-        """Send the GETs of concurrent handshakes together (see GetBatch); one server or
-        Sentinel only (a cluster's keys live on different nodes)."""
-        if not self.sharded:
-            self.batch = GetBatch(self.client.connection_pool, spawn, waiter)
+        """Send the GETs of concurrent handshakes together (see GetBatch); on a cluster,
+        together per node owning the keys' slots."""
+        if self.sharded:
+            self.batch = GetBatch(self._node_pool, spawn, waiter)
+        else:
+            pool = self.client.connection_pool
+            self.batch = GetBatch(lambda key: pool, spawn, waiter)
+
+    def _node_pool(self, key: str):
+        return self.client.get_node_from_key(key).redis_connection.connection_pool
 
     def key(self, session_id: str) -> str:
         return self.prefix + session_id
@@ -289,18 +335,19 @@ class SessionStore:
         ``batch_gets`` on (the daemon), the GETs of concurrent handshakes go
         to Redis together (GetBatch).
         On a cluster, the same GET on the pool of the node holding the key's
-        slot; anything but an answer (MOVED, ASK, a node down) is asked again
-        through redis-py's cluster client, which follows redirects and
-        refreshes its slot map.
+        slot (batched per node); anything but an answer (MOVED, ASK, a node
+        down) is asked again, for that key alone, through redis-py's cluster
+        client, which follows redirects and refreshes its slot map.
         """
         key = self.key(session_id)
-        if self.batch is not None:
-            return self.batch.get(key)
         if not self.sharded:
+            if self.batch is not None:
+                return self.batch.get(key)
             return _pooled_get(self.client.connection_pool, key)
         try:
-            node = self.client.get_node_from_key(key)
-            return _pooled_get(node.redis_connection.connection_pool, key)
+            if self.batch is not None:
+                return self.batch.get(key)
+            return _pooled_get(self._node_pool(key), key)
         except (StoreUnavailable, AttributeError, *FAILURES):
             return self._get_routed(key)
 

@@ -1,4 +1,4 @@
-"""bridge.store's batched session GETs: answers and errors per key (stand-in pool, no Redis).
+"""bridge.store's batched session GETs: answers and errors per key (stand-in pools, no Redis).
 
 The daemon-level tests (test_handshake, test_hardening: Redis stalled, killed)
 run the same code against a real Redis.
@@ -115,7 +115,8 @@ def test_a_batch_answers_every_waiter_and_raises_their_errors():
     loop = Loop()
     wrong = redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
     conn = Connection([wrong, b"b"])
-    batch = GetBatch(Pool(conn), loop.spawn, lambda: Waiter(loop))
+    pool = Pool(conn)
+    batch = GetBatch(lambda key: pool, loop.spawn, lambda: Waiter(loop))
     earlier = Waiter(loop)  # another greenlet asked first, in the same turn
     batch.pending.append(("k1", earlier))
     loop.spawn(batch._flush)
@@ -135,9 +136,106 @@ def test_a_failing_flush_still_answers_its_waiters():
         def get_connection(self):
             raise RuntimeError("a bug")
 
-    batch = GetBatch(Broken(), loop.spawn, lambda: Waiter(loop))
+    broken = Broken()
+    batch = GetBatch(lambda key: broken, loop.spawn, lambda: Waiter(loop))
     waiter = Waiter(loop)
     batch.pending.append(("k1", waiter))
     with pytest.raises(RuntimeError):
         batch._flush()
     assert isinstance(waiter.value, StoreUnavailable)
+
+
+# --- a cluster: one batch per node, anything but an answer asked again for its key alone ---
+
+
+class Node:
+    def __init__(self, answers):
+        self.conn = Connection(answers)
+        self.pool = Pool(self.conn)
+        self.redis_connection = self  # what get_node_from_key(...).redis_connection is
+        self.connection_pool = self.pool
+
+
+class Cluster:
+    """What SessionStore asks of redis-py's RedisCluster: the slot's node, and a routed GET."""
+
+    def __init__(self, nodes, owner, routed):
+        self.nodes, self.owner, self.routed = nodes, owner, routed
+        self.asked = []
+
+    def get_node_from_key(self, key):
+        name = self.owner[key]
+        if name is None:
+            raise redis.ConnectionError("slot not covered")
+        return self.nodes[name]
+
+    def get(self, key):
+        self.asked.append(key)
+        answer = self.routed[key]
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+
+def cluster_store(cluster, loop):
+    sessions = store.SessionStore(cluster, "s:")
+    sessions.sharded = True  # the stand-in is no RedisCluster
+    sessions.batch_gets(loop.spawn, lambda: Waiter(loop))
+    return sessions
+
+
+def test_a_cluster_batch_writes_once_per_node_and_reads_only_moved_keys_again():
+    loop = Loop()
+    moved = redis.exceptions.MovedError("3999 127.0.0.1:7001")
+    a, b = Node([b"1", moved, b"3", moved]), Node([b"4"])
+    cluster = Cluster({"a": a, "b": b}, {"s:1": "a", "s:2": "a", "s:3": "a", "s:4": "b"},
+                      {"s:2": b"2 via redis-py"})
+    sessions = cluster_store(cluster, loop)
+    earlier = [Waiter(loop) for _ in range(3)]  # other greenlets asked first, same turn
+    sessions.batch.pending += [("s:1", earlier[0]), ("s:2", earlier[1]), ("s:4", earlier[2])]
+    loop.spawn(sessions.batch._flush)
+    assert sessions.get("3") == b"3"
+    assert a.conn.sent == [[("GET", "s:1"), ("GET", "s:2"), ("GET", "s:3")]]
+    assert b.conn.sent == [[("GET", "s:4")]]
+    assert earlier[0].value == b"1" and earlier[2].value == b"4"
+    assert isinstance(earlier[1].value, StoreUnavailable)  # its greenlet asks redis-py
+    assert sessions.get("2") == b"2 via redis-py"  # alone in its turn: MOVED again
+    assert cluster.asked == ["s:2"]
+    assert a.pool.released == [a.conn, a.conn] and not a.conn.disconnected
+
+
+def test_a_cluster_key_without_a_node_or_with_its_node_down_goes_through_redis_py():
+    loop = Loop()
+    down = Node([])
+    down.pool.error = redis.ConnectionError("Connection refused")
+    cluster = Cluster({"down": down}, {"s:1": "down", "s:2": None},
+                      {"s:1": b"one", "s:2": redis.ConnectionError("cluster down")})
+    sessions = cluster_store(cluster, loop)
+    assert sessions.get("1") == b"one"
+    with pytest.raises(StoreUnavailable, match="cluster down"):
+        sessions.get("2")
+    assert cluster.asked == ["s:1", "s:2"]
+
+
+def test_a_wrong_type_on_a_cluster_is_an_answer_not_asked_again():
+    loop = Loop()
+    wrong = redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind")
+    cluster = Cluster({"a": Node([wrong])}, {"s:1": "a"}, {})
+    with pytest.raises(NotAString):
+        cluster_store(cluster, loop).get("1")
+    assert cluster.asked == []
+
+
+def test_connections_written_but_not_read_go_back_dropped():
+    loop = Loop()
+    a, b = Node([]), Node([])
+    a.conn.read_response = lambda: (_ for _ in ()).throw(RuntimeError("a bug"))
+    cluster = Cluster({"a": a, "b": b}, {"s:1": "a", "s:2": "b"}, {})
+    sessions = cluster_store(cluster, loop)
+    waiters = [Waiter(loop), Waiter(loop)]
+    sessions.batch.pending += [("s:1", waiters[0]), ("s:2", waiters[1])]
+    with pytest.raises(RuntimeError):
+        sessions.batch._flush()
+    assert all(isinstance(w.value, StoreUnavailable) for w in waiters)
+    assert b.conn.disconnected and b.pool.released == [b.conn]
+    assert a.conn.disconnected and a.pool.released == [a.conn]
