@@ -10,6 +10,7 @@ anything that opens sockets; the other sub-commands run without eventlet.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import sys
@@ -171,7 +172,13 @@ def _serve(cfg, argv: list[str]) -> int:
     try:
         return daemon.run(cfg, EventletRuntime(), seat)
     except (OSError, StoreUnavailable) as exc:  # StoreUnavailable: no cluster node answered
-        raise _Failure(f"cannot start: {exc}") from None
+        failure = f"cannot start: {exc}"
+    # The exception and its frames are gone here: free the half-built Redis
+    # clients now, while the hub runs. Left to the interpreter's exit, redis-py
+    # 5.3's ClusterNode.__del__ takes an eventlet lock as the greenlets are
+    # finalized and prints a traceback.
+    gc.collect()
+    raise _Failure(failure)
 
 
 def _inspect(cfg, session_id: str) -> int:
