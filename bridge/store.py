@@ -166,9 +166,7 @@ def _pooled_get(pool, key: str) -> bytes | None:
         conn.send_command("GET", key)
         return conn.read_response()
     except redis.ResponseError as exc:  # an answer: the connection is fine
-        if _wrong_type(exc):
-            raise NotAString(str(exc)) from None
-        raise StoreUnavailable(str(exc)) from None
+        raise _refusal(exc) from None
     except BaseException as exc:
         conn.disconnect()
         if isinstance(exc, redis.RedisError):
@@ -178,9 +176,14 @@ def _pooled_get(pool, key: str) -> bytes | None:
         pool.release(conn)
 
 
+def _refusal(exc: redis.ResponseError) -> NotAString | StoreUnavailable:
+    """What an error answer to a GET means: a key of another type, or Redis refusing."""
+    return NotAString(str(exc)) if _wrong_type(exc) else StoreUnavailable(str(exc))
+
+
 def _answer_or_error(value):
     if isinstance(value, redis.ResponseError):
-        return NotAString(str(value)) if _wrong_type(value) else StoreUnavailable(str(value))
+        return _refusal(value)
     if isinstance(value, Exception):  # a pipeline's connection error in a key's place
         return StoreUnavailable(str(value) or type(value).__name__)
     return value
@@ -226,8 +229,7 @@ def _read_gets(pool, conn, count: int) -> list:
             try:
                 out.append(conn.read_response())
             except redis.ResponseError as exc:  # an answer: the connection is fine
-                out.append(NotAString(str(exc)) if _wrong_type(exc)
-                           else StoreUnavailable(str(exc)))
+                out.append(_refusal(exc))
     except BaseException as exc:
         conn.disconnect()
         if not isinstance(exc, redis.RedisError):
