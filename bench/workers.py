@@ -1,14 +1,19 @@
 """``--workers``: connects/s and CPU per connect with 1 and 2 worker processes, interleaved.
 
 Standalone (it does not use bench/run.py): a private redis-server, sessions
-written by PHP (seed_sessions.php), the Node load generator (loadgen.js,
-socket.io-client), and the daemon through its CLI, started afresh for each
-round with ``--workers 1`` or ``--workers N``, rounds interleaved
-(1, N, 1, N, ...). Each round measures, for the websocket transport and then
+written by PHP (seed_sessions.php), a load generator, and the daemon through
+its CLI, started afresh for each round with ``--workers 1`` or
+``--workers N``, rounds interleaved (1, N, 1, N, ...). The generator is
+``--generator c`` (the default: bench/cgen/connects.c, the same exchanges as
+socket.io-client for a fifth of a core at 2,000 connects/s, so the daemon can
+have most of the machine) or ``--generator node`` (loadgen.js,
+socket.io-client: 0.8 of a core at 1,300/s, which caps what two workers can
+show on two cores). Each round measures, for the websocket transport and then
 polling-then-upgrade:
 
 - connects/s the load generator completed (authorized connects, each closed
-  at ``connect``, ``--concurrency`` at once for ``--seconds``);
+  at ``connect``, ``--concurrency`` at once for ``--seconds``), and the
+  generator's own CPU;
 - CPU per connect of the daemon: user+system time of the parent and every
   worker from /proc, divided by the connects;
 - the daemon's CPU while idle (no client; Redis loops and timers only), per
@@ -17,16 +22,17 @@ polling-then-upgrade:
   and how many connections were passed to the worker holding their
   Engine.IO session.
 
-Nothing is pinned to a core: the machine is shared with other work, which
-RESULTS.md says next to the figures. Also measures the shared limits table
-alone (``--quota-only``): microseconds per operation.
+Nothing is pinned to a core. Also measures the shared limits table alone
+(``--quota-only``): microseconds per operation.
 
 usage: .venv/bin/python bench/workers.py [--workers 2] [--rounds 3] [--seconds 10]
+                                         [--generator c|node]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -41,6 +47,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.lib import cgen  # noqa: E402
 from tests import harness  # noqa: E402  (free ports, redis-server, waits)
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -59,6 +66,8 @@ def cpu_seconds(pids: list[int]) -> float:
 
 
 class Generator:
+    """The Node generator (loadgen.js), one JSON command a line."""
+
     def __init__(self):
         self.proc = subprocess.Popen(["node", str(BENCH / "loadgen.js")], cwd=BENCH,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -81,6 +90,18 @@ class Generator:
         self.proc.wait(5)
 
 
+def node_loop(node: Generator, url: str, transport: str, concurrency: int, seconds: float,
+              sessions: int) -> dict:
+    before = cpu_seconds([node.proc.pid])
+    got = node.call("connect_loop", url=url, transport=transport, concurrency=concurrency,
+                    duration=seconds, sessions=sessions, mode="auth")
+    return {**got, "gen_cpu_s": cpu_seconds([node.proc.pid]) - before}
+
+
+def c_loop(url: str, transport: str, concurrency: int, seconds: float, sessions: int) -> dict:
+    return cgen.connect_loop(url, transport, concurrency, seconds, sessions, core=None)
+
+
 def admin_json(port: int, path: str):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as reply:
         return reply.read().decode()
@@ -93,7 +114,9 @@ def metric(text: str, name: str) -> float:
     return 0.0
 
 
-def one_round(tmp: Path, redis, workers: int, args, gen: Generator) -> dict:
+def one_round(tmp: Path, redis, workers: int, args, gen) -> dict:
+    """One daemon with ``workers``; ``gen(url, transport, concurrency, seconds, sessions)``
+    runs a connect loop and answers loadgen.js's figures plus ``gen_cpu_s``."""
     daemon = harness.Daemon(tmp, redis, "--workers", str(workers), "--handshake-rate", "0",
                             "--log-level", "warning", "--rooms-key", "rooms")
     try:
@@ -104,12 +127,9 @@ def one_round(tmp: Path, redis, workers: int, args, gen: Generator) -> dict:
         time.sleep(args.idle)
         result["idle_cores_busy"] = round((cpu_seconds(pids) - before) / args.idle, 3)
         for transport in ("websocket", "polling"):
-            gen.call("connect_loop", url=daemon.url, transport=transport, concurrency=10,
-                     duration=1, sessions=args.sessions, mode="auth")  # warm-up
+            gen(daemon.url, transport, 10, 1, args.sessions)  # warm-up
             before, wall = [cpu_seconds([p]) for p in pids], time.monotonic()
-            got = gen.call("connect_loop", url=daemon.url, transport=transport,
-                           concurrency=args.concurrency, duration=args.seconds,
-                           sessions=args.sessions, mode="auth")
+            got = gen(daemon.url, transport, args.concurrency, args.seconds, args.sessions)
             each = [cpu_seconds([p]) - b for p, b in zip(pids, before, strict=True)]
             cpu = sum(each)
             wall = time.monotonic() - wall
@@ -118,6 +138,7 @@ def one_round(tmp: Path, redis, workers: int, args, gen: Generator) -> dict:
                 "connects": got["done"], "rate": round(got["rate"], 1),
                 "cpu_ms_per_connect": round(1000 * cpu / max(1, got["done"]), 3),
                 "daemon_cores_busy": round(cpu / wall, 2),
+                "generator_cores_busy": round(got["gen_cpu_s"] / wall, 2),
                 "p50_ms": round(lat[len(lat) // 2], 1) if lat else None,
                 "p99_ms": round(lat[int(len(lat) * 0.99)], 1) if lat else None,
                 "cpu_s_parent_then_workers": [round(x, 2) for x in each],
@@ -157,6 +178,7 @@ def main() -> int:
     parser.add_argument("--sessions", type=int, default=2000)
     parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU measured")
     parser.add_argument("--quota-only", action="store_true")
+    parser.add_argument("--generator", choices=("c", "node"), default="c")
     args = parser.parse_args()
     report = {"quota": quota_cost(args.workers), "args": vars(args),
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -167,7 +189,8 @@ def main() -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     redis = harness.Redis(tmp)
-    gen = Generator()
+    node = Generator() if args.generator == "node" else None
+    gen = functools.partial(node_loop, node) if node else c_loop
     try:
         subprocess.run(["php", str(BENCH / "seed_sessions.php"), "127.0.0.1", str(redis.port),
                         str(args.sessions)], check=True, capture_output=True)
@@ -180,7 +203,8 @@ def main() -> int:
         report["load_after"] = os.getloadavg()
         report["summary"] = summary(rounds, args.workers)
     finally:
-        gen.close()
+        if node:
+            node.close()
         redis.stop()
     out = BENCH / "results" / "workers.json"
     out.write_text(json.dumps(report, indent=1) + "\n")
@@ -194,7 +218,8 @@ def summary(rounds: list[dict], n: int) -> dict:
         result[f"idle_cores_busy.{workers}"] = statistics.median(
             r["idle_cores_busy"] for r in rounds if r["workers"] == workers)
     for transport in ("websocket", "polling"):
-        for key in ("rate", "cpu_ms_per_connect", "daemon_cores_busy", "p99_ms"):
+        for key in ("rate", "cpu_ms_per_connect", "daemon_cores_busy", "generator_cores_busy",
+                    "p99_ms"):
             one = statistics.median(r[transport][key] for r in rounds if r["workers"] == 1)
             many = statistics.median(r[transport][key] for r in rounds if r["workers"] == n)
             result[f"{transport}.{key}"] = {"1": one, str(n): many,

@@ -1,8 +1,15 @@
 """Connect scenarios: as many Socket.IO connects as the server admits (or refuses)
-in ``duration`` seconds, ``CONCURRENCY`` connectors at a time."""
+in ``duration`` seconds, ``CONCURRENCY`` connectors at a time.
+
+``connect-ws`` and ``connect-polling`` connect with socket.io-client (the Node
+generator, as a new user would measure); ``connect-ws-c`` and
+``connect-polling-c`` do the same exchanges with the C generator
+(bench/cgen/connects.c), which needs a tenth of the Node generator's CPU, so
+that the figure is the server's capacity and not the generator's."""
 
 from __future__ import annotations
 
+from bench.lib import cgen
 from bench.lib.procstat import CpuWindow
 from bench.lib.results import log
 from bench.lib.servers import Server
@@ -13,7 +20,9 @@ CONCURRENCY = 50
 # scenario: (transport, loadgen connect_loop mode)
 NAMES = {"connect-ws": ("websocket", "auth"), "connect-polling": ("polling", "auth"),
          "refused-nocookie": ("websocket", "nocookie"),
-         "refused-unknown": ("websocket", "unknown")}
+         "refused-unknown": ("websocket", "unknown"),
+         "connect-ws-c": ("websocket", "auth"), "connect-polling-c": ("polling", "auth")}
+C_GENERATOR = ("connect-ws-c", "connect-polling-c")
 
 
 def warm_up(stack: Stack, server: Server, sessions: int, concurrency: int = CONCURRENCY,
@@ -26,6 +35,16 @@ def warm_up(stack: Stack, server: Server, sessions: int, concurrency: int = CONC
 
 def run(name: str, stack: Stack, server: Server, duration: float, sessions: int) -> dict:
     transport, mode = NAMES[name]
+    if name in C_GENERATOR:
+        pids = {k: v for k, v in stack.pids(server).items() if k != "gen"}
+        window = CpuWindow(pids)
+        result = cgen.connect_loop(server.url, transport, CONCURRENCY, duration, sessions)
+        cpu = window.stop()
+        cpu["gen_cpu_s"] = round(result["gen_cpu_s"], 3)
+        cpu["gen_cpu_pct"] = round(100 * result["gen_cpu_s"] / cpu["wall_s"], 1)
+        # the window's "others" counted the generator: take it out of the noise
+        cpu["noise_cpu_pct"] = round(max(0.0, cpu["noise_cpu_pct"] - cpu["gen_cpu_pct"]), 1)
+        return figures(result, cpu, transport)
     window = CpuWindow(stack.pids(server))
     result = stack.gen.call("connect_loop", url=server.url, transport=transport,
                             concurrency=CONCURRENCY, duration=duration, mode=mode,
@@ -37,6 +56,7 @@ def figures(result: dict, cpu: dict, transport: str) -> dict:
     done = max(result["done"], 1)
     latencies = result["latencies"]
     upgraded = result["upgraded"] if transport == "polling" else []
+    result.setdefault("refusals", {})
     return {
         "rate": round(result["rate"], 1), "done": result["done"],
         "errors": result["errors"], "refusals": result["refusals"],
