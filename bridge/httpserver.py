@@ -45,6 +45,7 @@ READ_SIZE = 4096  # per recv of a head; a head of a browser's request fits
 RETRY_ACCEPT = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM,
                           errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR,
                           errno.EAGAIN})
+_PER_REQUEST = (TAKE, "wsgi.input", "eventlet.input")  # dropped from the environ after it
 _KEEP, _CLOSE, _TAKEN = range(3)
 _BODYLESS = frozenset({204, 304})
 _MAX_NAMES = 1024  # header names remembered with their environ key
@@ -192,12 +193,16 @@ class Server:
         environ[TAKE] = take
         response = _Response()
         try:
-            result = self._app(environ, response.start)
             try:
-                content = b"".join(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
+                result = self._app(environ, response.start)
+                try:
+                    content = b"".join(result)
+                finally:
+                    if hasattr(result, "close"):
+                        result.close()
+            finally:  # python-socketio keeps a connect's environ as long as its socket
+                for key in _PER_REQUEST:
+                    environ.pop(key, None)
         except Exception:
             log.exception("the app failed on a request",
                           extra={"fields": {"path": environ.get("PATH_INFO")}})
