@@ -23,9 +23,12 @@ reference to it. An app that answers on the socket itself without
 ``start_response`` (eventlet's own websocket, with ``websocket_compression``)
 has its connection closed when it returns.
 
-Stop: when ``accept`` fails because the listener was closed, connections
-waiting for their next request are shut down, and the ones in a request
-close after answering it.
+Stop: when ``accept`` fails for good (a worker's router raises once the
+daemon closed it), connections waiting for their next request are shut
+down, and the ones in a request close after answering it. A green
+listener closed by another greenlet does not wake its ``accept``: new
+connections are refused and the ones open are served until the process
+ends, as under eventlet.wsgi.
 """
 
 from __future__ import annotations
