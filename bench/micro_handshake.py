@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/micro_handshake.py             # all pieces
     .venv/bin/python bench/micro_handshake.py head        # one piece
+    .venv/bin/python bench/micro_handshake.py request     # eventlet.wsgi vs bridge.httpserver
 
 On a machine shared with other work, end-to-end runs minutes apart differ by
 more than one piece of a connect is worth. Here the two ways of doing the
@@ -12,8 +13,14 @@ operation of each way, and the median of the per-round ratios, are printed.
 
 Pieces:
   head   a websocket upgrade request's head: http.server's parse_request
-         (``http.client.parse_headers``, i.e. the ``email`` package) against
-         ``bridge.httphead``; both behind eventlet.wsgi's size-limited reader
+         (``http.client.parse_headers``, i.e. the ``email`` package) behind
+         eventlet.wsgi's size-limited reader, against ``bridge.httphead`` on
+         the bytes received
+  request  whole polling-like requests over loopback, each on a new TCP
+         connection (connect, request, answer, close), to eventlet.wsgi.server
+         (as the daemon ran it before bridge.httpserver) against
+         ``bridge.httpserver``; the client's CPU is in both (only when named:
+         it monkey-patches with eventlet)
   recheck  the session watch's re-reads after N subscription confirmations:
          N GETs one by one (``Authenticator.identify``) against one pipeline
          (``Authenticator.identify_many``); a private redis-server, PHP's
@@ -84,11 +91,9 @@ def head() -> dict:
         return handler.headers.get("Cookie")
 
     def lean():
-        stream = io.BytesIO(HEAD)
-        line = stream.readline()
-        httphead.request_line(line)
-        fields = httphead.read_fields(eventlet.wsgi.FileObjectForHeaders(stream).readline)
-        return fields.get("Cookie")
+        head, _ = httphead.split(HEAD)
+        pairs = httphead.parse(head)[3]
+        return next(v for n, v in pairs if n.lower() == "cookie")
 
     assert stdlib() == lean()
     return compare("head", stdlib, lean, 400, "request")
@@ -215,14 +220,61 @@ def batch() -> dict:
         server.stop()
 
 
-PIECES = {"head": head, "recheck": recheck, "parser": parser, "batch": batch}
+REQUEST = (b"GET /socket.io/?EIO=4&transport=polling&t=abc&sid=w00AbCdEfGhIjKlMnOpQ HTTP/1.1\r\n"
+           b"Host: 127.0.0.1:40123\r\nCookie: PHPSESSID=0970380a272f099448c08da7b900108d\r\n"
+           b"Accept: */*\r\nConnection: close\r\n\r\n")
+
+
+def request() -> dict:
+    """One request per TCP connection to each server, as a polling client without
+    keep-alive sends them; an app answering like Engine.IO (4 headers, short body)."""
+    import eventlet
+    import eventlet.wsgi
+
+    from bridge import httpserver
+
+    def app(environ, start_response):
+        start_response("200 OK", [("Content-Type", "text/plain; charset=UTF-8"),
+                                  ("Access-Control-Allow-Origin", "http://127.0.0.1"),
+                                  ("Access-Control-Allow-Credentials", "true"),
+                                  ("Content-Length", "2")])
+        return [b"ok"]
+
+    old_listener = eventlet.listen(("127.0.0.1", 0))
+    new_listener = eventlet.listen(("127.0.0.1", 0))
+    eventlet.spawn(eventlet.wsgi.server, old_listener, app, log_output=False, debug=False,
+                   capitalize_response_headers=False)
+    server = httpserver.Server(new_listener, app, spawn=eventlet.spawn_n, sleep=eventlet.sleep,
+                               max_connections=1000)
+    eventlet.spawn(server.serve)
+
+    def one(port):
+        def call():
+            with socket.create_connection(("127.0.0.1", port)) as sock:  # green: patched
+                sock.sendall(REQUEST)
+                data = b""
+                while True:
+                    chunk = sock.recv(4096)
+                    if not chunk:
+                        break
+                    data += chunk
+            assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"ok"), data
+        return call
+
+    return compare("request", one(old_listener.getsockname()[1]),
+                   one(new_listener.getsockname()[1]), 50, "request")
+
+
+PIECES = {"head": head, "recheck": recheck, "parser": parser, "batch": batch,
+          "request": request}
+ALONE = ("batch", "request")  # run only when named: they monkey-patch with eventlet
 
 
 def main(argv: list[str]) -> int:
-    if "batch" in argv:
+    if any(name in ALONE for name in argv):
         import eventlet
         eventlet.monkey_patch()
-    for name in argv or [p for p in PIECES if p != "batch"]:
+    for name in argv or [p for p in PIECES if p not in ALONE]:
         PIECES[name]()
     return 0
 

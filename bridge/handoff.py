@@ -31,7 +31,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from bridge import logs
+from bridge import httpserver, logs
 
 log = logs.get("handoff")
 
@@ -79,8 +79,8 @@ def request_bytes(environ: dict) -> bytes:
     target = environ.get("RAW_PATH_INFO") or environ.get("PATH_INFO", "/")
     if environ.get("QUERY_STRING"):
         target += "?" + environ["QUERY_STRING"]
-    # HTTP/1.1: eventlet.wsgi says HTTP/1.0 whatever the client sent, and only
-    # an HTTP/1.1 (or keep-alive) client sends a second request on a connection.
+    # HTTP/1.1: only an HTTP/1.1 (or keep-alive) client sends a second request
+    # on a connection.
     lines = [f"{environ['REQUEST_METHOD']} {target} HTTP/1.1"]
     chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
     for name, value in environ.items():
@@ -116,12 +116,12 @@ def owner_of(request_head: bytes) -> int | None:
 def route(listener, app, seat: Seat, runtime, passed: Callable[[], None]):
     """The daemon's one call: a listener and WSGI app that send connections and
     requests of other workers' sessions to them. ``runtime`` gives the async mode
-    (``spawn``, ``sleep``, ``queue``, waits, ``adopt_connection``, ``detach``,
-    ``peek_now``). Returns (router, app); the router is the listener to serve."""
+    (``spawn``, ``sleep``, ``queue``, waits, ``adopt_connection``, ``peek_now``).
+    Returns (router, app); the router is the listener to serve."""
     router = Router(listener, seat, spawn=runtime.spawn, sleep=runtime.sleep,
                     queue=runtime.queue(), wait_readable=runtime.wait_readable,
                     wait_writable=runtime.wait_writable, adopt=runtime.adopt_connection,
-                    detach=runtime.detach, peek_now=runtime.peek_now, passed=passed)
+                    peek_now=runtime.peek_now, passed=passed)
     return router, router.wsgi(app)
 
 
@@ -130,14 +130,14 @@ class Router:
     other workers pass here. ``accept()`` blocks in ``queue``."""
 
     def __init__(self, listener, seat: Seat, *, spawn, sleep, queue, wait_readable,
-                 wait_writable, adopt: Callable[[int, bytes], object], detach,
+                 wait_writable, adopt: Callable[[int, bytes], object],
                  peek_now: Callable[[object, int], bytes | None],
                  passed: Callable[[], None] = lambda: None):
         self._listener = listener
         self.seat = seat
         self._spawn, self._queue = spawn, queue
         self._wait_readable, self._wait_writable = wait_readable, wait_writable
-        self._adopt, self._detach, self._sleep = adopt, detach, sleep
+        self._adopt, self._sleep = adopt, sleep
         self._peek_now = peek_now
         self._passed = passed
         self._inbox = _datagram(seat.inbox)
@@ -213,7 +213,7 @@ class Router:
             if owner is None or owner not in self._peers:
                 return app(environ, start_response)
             prefix = request_bytes(environ)
-            self.pass_connection(self._detach(environ), owner, prefix)
+            self.pass_connection(httpserver.take_connection(environ), owner, prefix)
             return []
 
         return routed

@@ -1,32 +1,35 @@
-"""The head of an HTTP request: its request line and header fields, read without ``email``.
+"""The head of an HTTP/1.x request: found in the bytes received, and parsed, without ``email``.
 
-The standard library's ``http.server`` hands every header block to the
+The Socket.IO listener's server (:mod:`bridge.httpserver`) reads with
+``recv`` into one buffer; :func:`split` finds where the head ends (the
+blank line), :func:`parse` reads its request line and field lines. The
+standard library's ``http.server`` would hand every header block to the
 ``email`` package (a feed parser and a ``Message`` per request): 7-8 % of
 an authorized connect's CPU, for a dozen ``Name: value`` lines.
-Every Engine.IO request (the websocket upgrade, each poll) has the plain
-form read here; anything else (HTTP/0.9, odd versions, a malformed request
-line) is left to ``http.server``'s own checks by returning None from
-:func:`request_line`.
 
-The fields object answers what eventlet.wsgi asks of ``http.server``'s
-headers (``get``, ``_headers``, ``get_content_type``). It is stricter than
-``email`` where RFC 9112 allows a server to be: a field line without a colon,
-with whitespace before the colon, or folded onto the next line (obs-fold) is a
-400 instead of a quietly mangled header, and more than ``MAX_FIELDS`` fields
-is a 431 as before.
+Only the plain request form is served: ``METHOD TARGET HTTP/1.1`` (or
+``HTTP/1.0``); every Engine.IO request has it. HTTP/0.9, other versions and
+malformed request lines are answered 400 (505 for HTTP/2 and later). It is
+stricter than ``email`` where RFC 9112 allows a server to be: a field line
+without a colon, with whitespace before the colon, or folded onto the next
+line (obs-fold) is a 400 instead of a quietly mangled header. Sizes are
+eventlet.wsgi's, which served this listener before: a request line of 8 KiB
+or more is a 414, a field line over 8 KiB, more than ``MAX_FIELDS`` fields,
+or a head over 64 KiB a 431.
 """
 
 from __future__ import annotations
 
 MAX_FIELDS = 100  # http.client's limit, answered with 431 like http.server does
-MAX_LINE = 65536  # per line; eventlet.wsgi's own smaller limits apply first
+MAX_LINE = 8192  # per field line (eventlet.wsgi's MAX_HEADER_LINE)
+MAX_REQUEST_LINE = 8192  # eventlet.wsgi's url_length_limit: 414 at or above
+MAX_HEAD = MAX_REQUEST_LINE + 65536  # eventlet.wsgi's MAX_TOTAL_HEADER_SIZE after the line
 PLAIN_VERSIONS = ("HTTP/1.1", "HTTP/1.0")
-_END = (b"\r\n", b"\n", b"")
 _NOT_IN_NAME = frozenset(" \t\r\n\v\f")
 
 
 class BadHead(ValueError):
-    """The header block cannot be read; ``status`` and ``reason`` are the answer."""
+    """The head cannot be read; ``status`` and ``reason`` are the answer."""
 
     def __init__(self, status: int, reason: str):
         super().__init__(reason)
@@ -34,56 +37,57 @@ class BadHead(ValueError):
         self.reason = reason
 
 
-class Fields:
-    """A request's header fields, in order, with case-insensitive ``get`` of the first."""
-
-    __slots__ = ("_headers", "_first")
-
-    def __init__(self, pairs: list[tuple[str, str]]):
-        self._headers = pairs  # eventlet.wsgi's get_environ reads this list
-        self._first: dict[str, str] = {}
-        for name, value in pairs:
-            self._first.setdefault(name.lower(), value)
-
-    def get(self, name: str, default=None):
-        return self._first.get(name.lower(), default)
-
-    def __contains__(self, name: str) -> bool:
-        return name.lower() in self._first
-
-    def items(self) -> list[tuple[str, str]]:
-        return list(self._headers)
-
-    @staticmethod
-    def get_content_type() -> str:
-        """Asked only when there is no Content-Type: email's default, kept for the environ."""
-        return "text/plain"
+def split(buffer: bytes) -> tuple[bytes, bytes] | None:
+    """(head, the bytes after its blank line) once ``buffer`` holds a whole head;
+    None while it may still come. Lines may end in CRLF or a bare LF."""
+    crlf = buffer.find(b"\n\r\n")
+    lf = buffer.find(b"\n\n")
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return buffer[:lf], buffer[lf + 2:]
+    if crlf >= 0:
+        return buffer[:crlf], buffer[crlf + 3:]
+    if len(buffer) >= MAX_REQUEST_LINE and b"\n" not in buffer[:MAX_REQUEST_LINE]:
+        raise BadHead(414, "Request-URI Too Long")
+    if len(buffer) > MAX_HEAD:
+        raise BadHead(431, "Request Header Fields Too Large")
+    return None
 
 
-def request_line(raw: bytes) -> tuple[str, str, str] | None:
-    """(method, target, version) of ``METHOD TARGET HTTP/1.x``; None for any other form."""
-    words = raw.decode("iso-8859-1").split()
+def parse(head: bytes) -> tuple[str, str, str, list[tuple[str, str]]]:
+    """(method, target, version, fields) of a head :func:`split` found."""
+    text = head.decode("iso-8859-1")
+    line, _, block = text.partition("\n")
+    if len(line) >= MAX_REQUEST_LINE:
+        raise BadHead(414, "Request-URI Too Long")
+    words = line.split()
     if len(words) != 3 or words[2] not in PLAIN_VERSIONS:
-        return None
+        raise BadHead(*_refusal(words))
     method, target, version = words
     if target.startswith("//"):  # as http.server: never read as a scheme-less absolute URI
         target = "/" + target.lstrip("/")
-    return method, target, version
+    return method, target, version, fields(block)
 
 
-def read_fields(readline) -> Fields:
-    """Read header lines up to the blank line (or EOF) with ``readline(limit)``."""
+def _refusal(words: list[str]) -> tuple[int, str]:
+    version = words[-1] if len(words) >= 2 else ""
+    major = version[5:].partition(".")[0]
+    if version.startswith("HTTP/") and major.isascii() and major.isdigit() and int(major) >= 2:
+        return 505, "HTTP Version Not Supported"
+    return 400, "Bad Request"
+
+
+def fields(block: str) -> list[tuple[str, str]]:
+    """The ``(name, value)`` pairs of the field lines in ``block``, up to a blank line."""
     pairs: list[tuple[str, str]] = []
-    while True:
-        line = readline(MAX_LINE + 1)
-        if line in _END:
-            return Fields(pairs)
+    for line in block.split("\n"):
+        if not line or line == "\r":
+            break
         if len(line) > MAX_LINE:
             raise BadHead(431, "Line too long")
         if len(pairs) >= MAX_FIELDS:
             raise BadHead(431, "Too many headers")
-        text = line.decode("iso-8859-1")
-        name, colon, value = text.partition(":")
+        name, colon, value = line.partition(":")
         if not colon or not name or not _NOT_IN_NAME.isdisjoint(name):
             raise BadHead(400, "Bad header line")  # also obs-fold: it starts with whitespace
         pairs.append((name, value.strip(" \t\r\n")))
+    return pairs

@@ -29,12 +29,6 @@ eventlet
   5. ``eventlet.websocket.RFC6455WebSocket._apply_mask`` is replaced by one
      integer XOR (only eventlet's own websocket uses it:
      ``websocket_compression`` on).
-  6. ``eventlet.wsgi.WSGI_LOCAL.already_handled`` tells eventlet.wsgi that
-     the transport answered a request itself (the 101 of a websocket).
-  7. ``eventlet.wsgi.HttpProtocol``'s ``conn_state`` list, whose second item
-     is the connection eventlet.wsgi closes after a request, is swapped for
-     an inert object once the transport owns the connection, or once the
-     protocol has shut down and closed the connection itself.
 """
 
 from __future__ import annotations
@@ -47,7 +41,6 @@ import engineio.packet
 import engineio.socket
 import eventlet.hubs
 import eventlet.websocket
-import eventlet.wsgi
 import socketio
 
 SOCKET_ATTRIBUTES = ("queue", "upgrading", "upgraded", "connected", "closed", "closing",
@@ -87,8 +80,6 @@ def _targets():
         getattr(socketio.Server, "_send_packet", None))
     yield "eventlet.websocket.RFC6455WebSocket._apply_mask", hasattr(
         eventlet.websocket.RFC6455WebSocket, "_apply_mask")
-    yield "eventlet.wsgi.WSGI_LOCAL", hasattr(eventlet.wsgi, "WSGI_LOCAL")
-    yield "eventlet.wsgi.HttpProtocol", hasattr(eventlet.wsgi, "HttpProtocol")
 
 
 def _version(distribution: str) -> str:
@@ -123,16 +114,6 @@ def connect_with_pid(server, pid_of) -> None:
         return send(eio_sid, pkt)
 
     server._send_packet = send_packet
-
-
-def response_sent_by_app() -> None:
-    """Patch 6: eventlet.wsgi must not answer this request (the app wrote the 101)."""
-    eventlet.wsgi.WSGI_LOCAL.already_handled = True
-
-
-def release_connection(protocol, stand_in) -> None:
-    """Patch 7: eventlet.wsgi closes ``stand_in`` instead of the connection."""
-    protocol.conn_state[1] = stand_in
 
 
 def _schedule_ping_on_timer(sock) -> None:

@@ -24,11 +24,11 @@ import eventlet.patcher
 import eventlet.queue
 import eventlet.wsgi
 
-from bridge import framing, httphead, patches, transport
+from bridge import framing, httpserver, patches, transport
 
 _RealSocket = eventlet.patcher.original("socket").socket  # detects an fd's family
 LISTEN_BACKLOG = 4096
-MAX_CONNECTIONS = 100_000  # eventlet.wsgi's default of 1,024 would stall the 1,025th socket
+MAX_CONNECTIONS = 100_000  # connections in an HTTP request at once (websockets not counted)
 
 
 class WorkerSupport:
@@ -69,15 +69,6 @@ class WorkerSupport:
     @staticmethod
     def wait_writable(sock) -> None:
         eventlet.hubs.trampoline(sock.fileno(), write=True)
-
-    @staticmethod
-    def detach(environ: dict):
-        """Take a request's connection from eventlet.wsgi, which then neither answers
-        nor closes it; returns the connection."""
-        sock = environ["eventlet.input"].get_socket()
-        environ[transport.DETACHED] = True
-        patches.response_sent_by_app()
-        return sock
 
 
 class EventletRuntime(WorkerSupport):
@@ -146,15 +137,11 @@ class EventletRuntime(WorkerSupport):
         return eventlet.listen(("127.0.0.1", port), reuse_port=False)
 
     def serve(self, listener, app):
-        """Serve the Socket.IO app on ``listener`` (any object with ``accept()``).
-
-        Response header names go out as the app wrote them: every name the
-        app, python-engineio and bridge/ send is already in Foo-Bar form, so
-        eventlet's re-capitalizing of each name of each response only cost CPU
-        (bench/RESULTS.md 18.6)."""
-        return self.spawn(eventlet.wsgi.server, listener, app, max_size=MAX_CONNECTIONS,
-                          log_output=False, debug=False, protocol=SmallBufferProtocol,
-                          capitalize_response_headers=False)
+        """Serve the Socket.IO app on ``listener`` (any object with ``accept()``) with
+        bridge.httpserver: a greenlet per connection, no pool (bench/RESULTS.md 21)."""
+        server = httpserver.Server(listener, app, spawn=eventlet.spawn_n, sleep=eventlet.sleep,
+                                   max_connections=MAX_CONNECTIONS)
+        return self.spawn(server.serve)
 
     def serve_admin(self, listener, app):
         return self.spawn(eventlet.wsgi.server, listener, app, log_output=False, debug=False)
@@ -182,74 +169,6 @@ class _PrefixedSocket(eventlet.greenio.GreenSocket):
         return super().recv_into(buffer, nbytes, flags)
 
 
-class SmallBufferProtocol(eventlet.wsgi.HttpProtocol):
-    """eventlet's HTTP protocol with 2 KiB buffers (8/16 KiB by default), that
-    lets go of a connection the websocket transport took over.
-
-    Each websocket of eventlet's own (with compression on) keeps its
-    connection's buffers for life; Engine.IO frames are small. 6.7 KB less
-    per socket. Request heads are read by :mod:`bridge.httphead` (see
-    bench/RESULTS.md for what that saves per connect).
-    """
-
-    rbufsize = 2048
-    wbufsize = 2048
-
-    def parse_request(self):
-        """``http.server``'s parse_request for the plain request form, with the header
-        block read by :mod:`bridge.httphead` instead of the ``email`` package."""
-        plain = httphead.request_line(self.raw_requestline)
-        if plain is None:
-            return super().parse_request()  # every other form: http.server's checks
-        self.command, self.path, self.request_version = plain
-        self.requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
-        self.close_connection = not (self.request_version == "HTTP/1.1"
-                                     and self.protocol_version >= "HTTP/1.1")
-        try:  # self.rfile is eventlet's line- and size-limited reader here
-            self.headers = httphead.read_fields(self.rfile.readline)
-        except httphead.BadHead as exc:
-            self.send_error(exc.status, exc.reason)
-            return False
-        connection = self.headers.get("Connection", "").lower()
-        if connection == "close":
-            self.close_connection = True
-        elif connection == "keep-alive" and self.protocol_version >= "HTTP/1.1":
-            self.close_connection = False
-        if (self.headers.get("Expect", "").lower() == "100-continue"
-                and self.protocol_version >= "HTTP/1.1"
-                and self.request_version == "HTTP/1.1"):
-            return self.handle_expect_100()
-        return True
-
-    def finish(self):
-        if not getattr(self, "environ", {}).get(transport.DETACHED):
-            super().finish()  # shuts the connection down and closes it
-            # eventlet.wsgi's server loop would shut it down (EBADF, raised and
-            # caught) and close it a second time: it gets the inert stand-in.
-            patches.release_connection(self, _HANDED_OVER)
-            return
-        try:  # the buffers go, the connection stays with the transport
-            self.wfile.flush()
-        except OSError:
-            pass
-        self.wfile.close()
-        self.rfile.close()
-        patches.release_connection(self, _HANDED_OVER)
-
-
-class _HandedOver:
-    """Stands in for a connection eventlet.wsgi no longer owns."""
-
-    def shutdown(self, how=None):
-        pass
-
-    def close(self):
-        pass
-
-
-_HANDED_OVER = _HandedOver()
-
-
 class EventletLoop:
     """``transport.Loop`` on eventlet's hub."""
 
@@ -270,12 +189,6 @@ class EventletLoop:
 
     def spawn(self, function, *args) -> None:
         eventlet.spawn_n(function, *args)
-
-    def raw_socket(self, environ: dict):
-        return environ["eventlet.input"].get_socket()
-
-    def response_sent_by_app(self) -> None:
-        patches.response_sent_by_app()
 
 
 def _no_throwback(*args) -> None:

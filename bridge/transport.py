@@ -20,7 +20,8 @@ Compression is not negotiated (the daemon uses eventlet's own websocket when
 ``websocket_compression`` is on).
 
 The async mode stays outside: a :class:`Loop` (see ``runtime.EventletLoop``)
-gives readiness callbacks, spawning, and the raw socket of a request.
+gives readiness callbacks and spawning; the connection is taken from the
+HTTP server after the 101 (:func:`bridge.httpserver.take_connection`).
 The Engine.IO attributes it drives are listed in :mod:`bridge.patches`.
 """
 
@@ -35,7 +36,7 @@ from typing import Protocol
 import engineio.exceptions
 import engineio.packet
 
-from bridge import logs
+from bridge import httpserver, logs
 from bridge.framing import (
     BAD_DATA,
     BINARY,
@@ -60,8 +61,6 @@ CLOSE_FLUSH_SECONDS = 5.0  # a closing socket's last frames get this long to lea
 UPGRADE_SECONDS = 5.0  # from polling: the probe and the UPGRADE packet must come by then
 MAX_FRAMES_PER_TURN = 64  # then other sockets run before this one's next frames
 
-DETACHED = "bridge.transport.detached"  # environ flag: the HTTP server must not close
-
 _PROBE, _UPGRADE, _OPEN, _CLOSED = range(4)
 
 
@@ -73,8 +72,6 @@ class Loop(Protocol):
     def cancel(self, handle) -> None: ...
     def call_later(self, seconds: float, function, *args) -> None: ...
     def spawn(self, function, *args) -> None: ...
-    def raw_socket(self, environ: dict): ...  # the request's connection
-    def response_sent_by_app(self) -> None: ...  # the HTTP server must not answer
 
 
 def driver(loop: Loop, max_message: int):
@@ -108,12 +105,10 @@ class _Handshake:
                                [("Sec-WebSocket-Version", "13")])
         if not _valid_key(key):
             return _http_error(start_response, "400 Bad Request")
-        sock = self.loop.raw_socket(environ)
+        sock = httpserver.take_connection(environ)
         sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
                      + accept_key(key).encode() + b"\r\n\r\n")
-        environ[DETACHED] = True
-        self.loop.response_sent_by_app()
         WebSocket(self.eio, sock, self.loop, self.max_message).start()
         return []
 

@@ -26,23 +26,38 @@ def _stdlib(head: bytes):
     return http.client.parse_headers(io.BytesIO(head))
 
 
+def _fields(block: bytes):
+    return httphead.fields(block.decode("iso-8859-1"))
+
+
 @pytest.mark.parametrize("head", HEADS)
 def test_fields_match_the_standard_library(head):
-    ours = httphead.read_fields(io.BytesIO(head).readline)
+    ours = _fields(head)
     theirs = _stdlib(head)
-    assert [(k, v) for k, v in ours._headers] == [
-        (k, v.strip(" \t\n\r")) for k, v in theirs._headers]
-    for name in ("host", "HOST", "Cookie", "content-type", "Content-Length", "missing"):
-        got = theirs.get(name)
-        assert ours.get(name) == (got.strip(" \t\r\n") if got is not None else None)
-    if "content-type" not in theirs:
-        assert ours.get_content_type() == theirs.get_content_type()
+    assert ours == [(k, v.strip(" \t\n\r")) for k, v in theirs._headers]
 
 
-def test_reading_stops_at_the_blank_line():
-    stream = io.BytesIO(b"Host: x\r\n\r\nbody")
-    httphead.read_fields(stream.readline)
-    assert stream.read() == b"body"
+@pytest.mark.parametrize("head", HEADS[:-2])
+def test_a_whole_request_parses_as_its_lines(head):
+    request = b"GET /socket.io/?EIO=4 HTTP/1.1\r\n" + head
+    found = httphead.split(request + b"body")
+    assert found is not None and found[1] == b"body"
+    method, target, version, fields = httphead.parse(found[0])
+    assert (method, target, version) == ("GET", "/socket.io/?EIO=4", "HTTP/1.1")
+    assert fields == _fields(head)
+
+
+@pytest.mark.parametrize("partial", [
+    b"", b"GET / HTTP/1.1\r\n", b"GET / HTTP/1.1\r\nHost: x\r\n",
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r"])
+def test_split_waits_for_the_blank_line(partial):
+    assert httphead.split(partial) is None
+
+
+def test_split_stops_at_the_first_blank_line():
+    first = b"POST / HTTP/1.1\nContent-Length: 2\n\n"
+    assert httphead.split(first + b"ok" + b"GET / HTTP/1.1\r\n\r\n") == (
+        first[:-2], b"okGET / HTTP/1.1\r\n\r\n")
 
 
 @pytest.mark.parametrize("head", [
@@ -55,40 +70,55 @@ def test_reading_stops_at_the_blank_line():
 ])
 def test_malformed_field_lines_are_a_400(head):
     with pytest.raises(httphead.BadHead) as caught:
-        httphead.read_fields(io.BytesIO(head).readline)
+        _fields(head)
     assert caught.value.status == 400
 
 
 def test_too_many_fields_is_a_431_like_http_client():
     at_limit = b"".join(b"X-%d: v\r\n" % i for i in range(100)) + b"\r\n"
-    assert len(httphead.read_fields(io.BytesIO(at_limit).readline)._headers) == 100
+    assert len(_fields(at_limit)) == 100
     over = b"".join(b"X-%d: v\r\n" % i for i in range(101)) + b"\r\n"
     with pytest.raises(http.client.HTTPException):
         _stdlib(over)
     with pytest.raises(httphead.BadHead) as caught:
-        httphead.read_fields(io.BytesIO(over).readline)
+        _fields(over)
     assert caught.value.status == 431
 
 
 def test_a_too_long_line_is_a_431():
     with pytest.raises(httphead.BadHead) as caught:
-        httphead.read_fields(io.BytesIO(b"X: " + b"a" * 70000 + b"\r\n\r\n").readline)
+        _fields(b"X: " + b"a" * 70000 + b"\r\n\r\n")
+    assert caught.value.status == 431
+
+
+def test_a_too_long_request_line_is_a_414_and_a_too_large_head_a_431():
+    with pytest.raises(httphead.BadHead) as caught:
+        httphead.split(b"GET /" + b"a" * httphead.MAX_REQUEST_LINE)
+    assert caught.value.status == 414
+    with pytest.raises(httphead.BadHead) as caught:
+        httphead.parse(b"GET /" + b"a" * httphead.MAX_REQUEST_LINE + b" HTTP/1.1")
+    assert caught.value.status == 414
+    endless = b"GET / HTTP/1.1\r\n" + b"X: y\r\n" * (httphead.MAX_HEAD // 6)
+    with pytest.raises(httphead.BadHead) as caught:
+        httphead.split(endless)
     assert caught.value.status == 431
 
 
 @pytest.mark.parametrize(("raw", "expected"), [
-    (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n",
+    (b"GET /socket.io/?EIO=4&transport=websocket HTTP/1.1",
      ("GET", "/socket.io/?EIO=4&transport=websocket", "HTTP/1.1")),
-    (b"POST /socket.io/?EIO=4 HTTP/1.0\r\n", ("POST", "/socket.io/?EIO=4", "HTTP/1.0")),
-    (b"GET //evil.example/x HTTP/1.1\r\n", ("GET", "/evil.example/x", "HTTP/1.1")),
+    (b"POST /socket.io/?EIO=4 HTTP/1.0", ("POST", "/socket.io/?EIO=4", "HTTP/1.0")),
+    (b"GET //evil.example/x HTTP/1.1", ("GET", "/evil.example/x", "HTTP/1.1")),
+    (b"GET / HTTP/1.1\r", ("GET", "/", "HTTP/1.1")),
 ])
 def test_plain_request_lines(raw, expected):
-    assert httphead.request_line(raw) == expected
+    assert httphead.parse(raw)[:3] == expected
 
 
-@pytest.mark.parametrize("raw", [
-    b"GET /\r\n", b"GET / HTTP/2.0\r\n", b"GET / HTTP/1.01\r\n", b"GET / x HTTP/1.1\r\n",
-    b"\r\n", b"GET / FTP/1.1\r\n"])
-def test_other_request_lines_go_to_http_server(raw):
-    assert httphead.request_line(raw) is None
-
+@pytest.mark.parametrize(("raw", "status"), [
+    (b"GET /", 400), (b"GET / HTTP/2.0", 505), (b"GET / HTTP/1.01", 400),
+    (b"GET / x HTTP/1.1", 400), (b"", 400), (b"GET / FTP/1.1", 400)])
+def test_other_request_lines_are_refused(raw, status):
+    with pytest.raises(httphead.BadHead) as caught:
+        httphead.parse(raw)
+    assert caught.value.status == status
