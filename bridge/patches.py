@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import time
+import weakref
 
 import engineio
 import engineio.packet
@@ -120,14 +121,20 @@ def _schedule_ping_on_timer(sock) -> None:
     """Patch 1: Engine.IO's next ping from a hub timer, not a sleeping greenlet.
 
     Same behaviour as ``engineio.socket.Socket.schedule_ping`` (ping after
-    ``ping_interval`` unless the socket closed meanwhile).
+    ``ping_interval`` unless the socket closed meanwhile). The timer holds the
+    socket weakly: a socket that closes before its next ping is freed at once,
+    not ``ping_interval`` (25 s) later with its transport, connection and
+    buffers (at 1,500 connects a second that was ~35,000 closed sockets kept
+    alive, tens of MB; bench/RESULTS.md 22.5).
     """
     if sock.last_ping:
         sock.last_ping = None
-        eventlet.hubs.get_hub().schedule_call_global(sock.server.ping_interval, _ping, sock)
+        eventlet.hubs.get_hub().schedule_call_global(sock.server.ping_interval, _ping,
+                                                     weakref.ref(sock))
 
 
-def _ping(sock) -> None:
-    if not sock.closing and not sock.closed:
+def _ping(ref) -> None:
+    sock = ref()
+    if sock is not None and not sock.closing and not sock.closed:
         sock.last_ping = time.time()
         sock.send(engineio.packet.Packet(engineio.packet.PING))
