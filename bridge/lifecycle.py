@@ -54,6 +54,9 @@ _EVENT_REASONS = {"del": DESTROYED, "unlink": DESTROYED, "rename_from": DESTROYE
 _MIGRATE_EVENTS = {"del"}
 
 
+RETRY_SECONDS = 0.5
+
+
 class SessionWatch:
     """Watches the sessions of this daemon's sockets and ends the ones that end."""
 
@@ -80,6 +83,11 @@ class SessionWatch:
         self.running = True
         self._changes: collections.deque[tuple[bool, str]] = collections.deque()
         self._last_sweep = time.monotonic()
+        # Sessions whose re-read Redis could not answer (a pooled connection to a
+        # Redis that restarted, a timeout): read again every RETRY_SECONDS, since
+        # no keyspace event may ever come for them (a key lost in a crash).
+        self._unverified: set[str] = set()
+        self._last_retry = 0.0
 
     # --- called by the socket layer ---
 
@@ -131,6 +139,7 @@ class SessionWatch:
             if time.monotonic() - self._last_sweep >= self.revalidate_seconds:
                 self.sweep()
             self._refresh()
+            self._retry_unverified()
 
     def _subscriber(self):
         """One pub/sub connection; on a cluster, one per primary, routed by key slot."""
@@ -156,6 +165,7 @@ class SessionWatch:
                     item = pubsub.get_message(timeout=0)
                 self.check_all(confirmed)
                 self._refresh()
+                self._retry_unverified()
         finally:
             self.live = False
             pubsub.close()
@@ -227,11 +237,21 @@ class SessionWatch:
             reason = _reason_of_refusal(identity.reason)
             if reason:
                 self.end(session_id, reason)
+            elif identity.reason == STORE_UNAVAILABLE:
+                self._unverified.add(session_id)
             return
+        self._unverified.discard(session_id)
         stale = [sid for sid in sockets
                  if (known := self.registry.identity(sid)) and known.user != identity.user]
         if stale:
             self.end(session_id, LOGGED_OUT, stale)
+
+    def _retry_unverified(self) -> None:
+        now = time.monotonic()
+        if self._unverified and now - self._last_retry >= RETRY_SECONDS:
+            self._last_retry = now
+            pending, self._unverified = list(self._unverified), set()
+            self.check_all(pending)  # what Redis cannot answer again comes back here
 
     def sweep(self) -> None:
         """Check every open session (timer mode, and after a Redis outage)."""

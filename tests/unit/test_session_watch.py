@@ -116,6 +116,23 @@ def test_a_failed_read_keeps_the_sockets_but_a_missing_session_ends_them(watch):
     assert watch.ended == [(["a"], "destroyed")]
 
 
+def test_a_read_redis_could_not_answer_is_tried_again_until_answered(watch):
+    """A session lost in a Redis crash sends no keyspace event: the re-read that
+    failed after the restart (a stale pooled connection) must be tried again."""
+    watch.registry.add("a", identity("s1", "1"))
+    watch.authenticator.now["s1"] = Refused(STORE_UNAVAILABLE)
+    watch._on_item({"type": "subscribe", "channel": channel("s1"), "data": 1})
+    watch._retry_unverified()  # still unavailable: kept, and kept on the list
+    assert watch.ended == []
+    del watch.authenticator.now["s1"]  # Redis answers now: the key is gone
+    watch._retry_unverified()  # within RETRY_SECONDS of the last try: not yet
+    assert watch.ended == []
+    watch._last_retry -= lifecycle.RETRY_SECONDS
+    watch._retry_unverified()
+    assert watch.ended == [(["a"], "destroyed")]
+    assert not watch._unverified  # answered: off the list
+
+
 def test_other_channels_and_sessions_without_sockets_are_ignored(watch):
     watch._on_item({"type": "message", "channel": "__keyspace@0__:other", "data": "del"})
     watch._on_item({"type": "message", "channel": channel("gone"), "data": "del"})
