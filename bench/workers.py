@@ -22,16 +22,22 @@ polling-then-upgrade:
   and how many connections were passed to the worker holding their
   Engine.IO session.
 
-Nothing is pinned to a core. Also measures the shared limits table alone
-(``--quota-only``): microseconds per operation.
+Nothing is pinned to a core, except with ``--pin``: the rounds of N workers
+then run the daemon with ``--pin-workers`` and one C generator pinned to each
+core (the concurrency split between them), so that connections arrive on
+every core as a NIC spreading flows over its queues would deliver them (the
+one-worker rounds stay as they are: one generator, nothing pinned). Also
+measures the shared limits table alone (``--quota-only``): microseconds per
+operation.
 
 usage: .venv/bin/python bench/workers.py [--workers 2] [--rounds 3] [--seconds 10]
-                                         [--generator c|node]
+                                         [--generator c|node] [--pin]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import functools
 import json
 import os
@@ -47,59 +53,51 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib import cgen  # noqa: E402
+from bench.lib import cgen, loadgen, procstat  # noqa: E402
+from devtools.children import Children  # noqa: E402
 from tests import harness  # noqa: E402  (free ports, redis-server, waits)
-
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def cpu_seconds(pids: list[int]) -> float:
-    total = 0
+    """User + system CPU of all of ``pids`` (a process already gone counts 0)."""
+    total = 0.0
     for pid in pids:
         try:
-            with open(f"/proc/{pid}/stat") as stat:
-                fields = stat.read().rsplit(") ", 1)[1].split()
+            total += procstat.cpu_seconds(pid)
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICKS
+    return total
 
 
-class Generator:
-    """The Node generator (loadgen.js), one JSON command a line."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(["node", str(BENCH / "loadgen.js")], cwd=BENCH,
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.next_id = 0
-
-    def call(self, cmd: str, **args):
-        self.next_id += 1
-        self.proc.stdin.write(json.dumps({"id": self.next_id, "cmd": cmd, **args}) + "\n")
-        self.proc.stdin.flush()
-        answer = json.loads(self.proc.stdout.readline())
-        if not answer["ok"]:
-            raise RuntimeError(answer["error"])
-        return answer["result"]
-
-    def close(self):
-        try:
-            self.call("quit")
-        except Exception:
-            pass
-        self.proc.wait(5)
-
-
-def node_loop(node: Generator, url: str, transport: str, concurrency: int, seconds: float,
+def node_loop(node: loadgen.Generator, url: str, transport: str, concurrency: int, seconds: float,
               sessions: int) -> dict:
-    before = cpu_seconds([node.proc.pid])
+    before = cpu_seconds([node.pid])
     got = node.call("connect_loop", url=url, transport=transport, concurrency=concurrency,
                     duration=seconds, sessions=sessions, mode="auth")
-    return {**got, "gen_cpu_s": cpu_seconds([node.proc.pid]) - before}
+    return {**got, "gen_cpu_s": cpu_seconds([node.pid]) - before}
 
 
 def c_loop(url: str, transport: str, concurrency: int, seconds: float, sessions: int) -> dict:
     return cgen.connect_loop(url, transport, concurrency, seconds, sessions, core=None)
+
+
+def c_loop_per_core(url: str, transport: str, concurrency: int, seconds: float,
+                    sessions: int) -> dict:
+    """One C generator pinned to each core, ``concurrency`` split between them: clients
+    whose packets arrive on every core, as a NIC spreading flows over its queues would."""
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, concurrency // len(cores))
+    with concurrent.futures.ThreadPoolExecutor(len(cores)) as pool:
+        parts = list(pool.map(lambda core: cgen.connect_loop(
+            url, transport, share, seconds, sessions, core=core), cores))
+    merged = {"done": 0, "rate": 0.0, "gen_cpu_s": 0.0, "latencies": [], "errors": {}}
+    for part in parts:
+        for key in ("done", "rate", "gen_cpu_s"):
+            merged[key] += part[key]
+        merged["latencies"] += part["latencies"]
+        for reason, count in part["errors"].items():
+            merged["errors"][reason] = merged["errors"].get(reason, 0) + count
+    return merged
 
 
 def admin_json(port: int, path: str):
@@ -117,8 +115,12 @@ def metric(text: str, name: str) -> float:
 def one_round(tmp: Path, redis, workers: int, args, gen) -> dict:
     """One daemon with ``workers``; ``gen(url, transport, concurrency, seconds, sessions)``
     runs a connect loop and answers loadgen.js's figures plus ``gen_cpu_s``."""
+    pinned = args.pin and workers > 1
+    if pinned:
+        gen = c_loop_per_core
     daemon = harness.Daemon(tmp, redis, "--workers", str(workers), "--handshake-rate", "0",
-                            "--log-level", "warning", "--rooms-key", "rooms")
+                            "--log-level", "warning", "--rooms-key", "rooms",
+                            *(["--pin-workers"] if pinned else []))
     try:
         ready = json.loads(admin_json(daemon.admin_port, "/readyz"))
         pids = [daemon.popen.pid] + [w["pid"] for w in ready.get("workers", [])]
@@ -179,6 +181,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=5, help="seconds of idle CPU measured")
     parser.add_argument("--quota-only", action="store_true")
     parser.add_argument("--generator", choices=("c", "node"), default="c")
+    parser.add_argument("--pin", action="store_true",
+                        help="rounds of N workers: --pin-workers, one C generator per core")
     args = parser.parse_args()
     report = {"quota": quota_cost(args.workers), "args": vars(args),
               "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT,
@@ -189,7 +193,8 @@ def main() -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="bench-workers-"))
     redis = harness.Redis(tmp)
-    node = Generator() if args.generator == "node" else None
+    children = Children(tmp)
+    node = loadgen.Generator(children, core=None) if args.generator == "node" else None
     gen = functools.partial(node_loop, node) if node else c_loop
     try:
         subprocess.run(["php", str(BENCH / "seed_sessions.php"), "127.0.0.1", str(redis.port),
@@ -203,8 +208,7 @@ def main() -> int:
         report["load_after"] = os.getloadavg()
         report["summary"] = summary(rounds, args.workers)
     finally:
-        if node:
-            node.close()
+        children.stop_all()
         redis.stop()
     out = BENCH / "results" / "workers.json"
     out.write_text(json.dumps(report, indent=1) + "\n")

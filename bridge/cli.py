@@ -155,7 +155,8 @@ def _serve(cfg, argv: list[str]) -> int:
         try:  # the parent: no eventlet here
             return workers.supervise(
                 argv, workers=workers.count(cfg.workers), host=cfg.host, port=cfg.port,
-                admin_port=cfg.admin_port, shutdown_timeout=cfg.shutdown_timeout)
+                admin_port=cfg.admin_port, shutdown_timeout=cfg.shutdown_timeout,
+                pin=cfg.pin_workers)
         except OSError as exc:
             raise _Failure(f"cannot start: {exc}") from None
         except workers.WorkerFailed as exc:

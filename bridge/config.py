@@ -223,6 +223,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("port", 6001, _integer(1, 65535), "port of the Socket.IO listener"),
     Setting("workers", 1, _integer(0, 64),
             "daemon processes serving the port under one parent (0 = one per core)"),
+    Setting("pin_workers", False, _boolean,
+            "with workers > 1: pin each worker to a core of its own and have the kernel give "
+            "it the connections whose packets that core handles (SO_INCOMING_CPU)",
+            switch=True),
     Setting("redis_url", "redis://127.0.0.1:6379/0", _redis_url,
             "Redis holding the PHP sessions: redis://, rediss://, unix:///path?db=N, "
             "redis+sentinel://host:port,.../service[/db] or redis+cluster://host:port,..."),

@@ -7,7 +7,12 @@ The parent imports no eventlet and serves no socket itself. In order, it:
    shared listener let whichever worker woke first take them all), after a
    plain bind proved the port free (so a second daemon on it still fails as
    with one process: a listener without ``SO_REUSEPORT`` cannot join the
-   group). The parent keeps every listener open: connections for a worker
+   group). With ``pin_workers`` worker i runs on the i-th core this process
+   may use, and its listener carries ``SO_INCOMING_CPU`` for that core, so
+   the kernel gives a new connection to the worker on the core that handled
+   its packets and a connection lives on one core (bench/RESULTS.md 23:
+   connections handled across cores cost a worker up to 1.6x the CPU).
+   The parent keeps every listener open: connections for a worker
    being restarted wait in its backlog instead of being refused. One
    private admin listener per
    worker on 127.0.0.1, the admin port, and creates the shared limits table
@@ -85,8 +90,9 @@ class Supervisor:
     """``argv``: the command line each worker gets (the parent's own)."""
 
     def __init__(self, *, argv: list[str], workers: int, host: str, port: int, admin_port: int,
-                 shutdown_timeout: float):
+                 shutdown_timeout: float, pin: bool = False):
         self.argv, self.n = argv, workers
+        self.cpus = sorted(os.sched_getaffinity(0)) if pin else []
         self.host, self.port, self.admin_port = host, port, admin_port
         self.shutdown_timeout = shutdown_timeout
         self.notifier = Notifier()
@@ -101,6 +107,10 @@ class Supervisor:
 
     def startup(self) -> None:
         self.listeners = _listen_group(self.host, self.port, self.n)
+        for index, listener in enumerate(self.listeners):
+            if self.cpus:
+                listener.setsockopt(socket.SOL_SOCKET, socket.SO_INCOMING_CPU,
+                                    self._cpu(index))
         self.listener = self.listeners[0]  # for the address it serves
         self.quota = Quota.create(self.n)
         pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(self.n)]
@@ -128,6 +138,9 @@ class Supervisor:
         self._selector.register(sock, selectors.EVENT_READ, index)
         return sock
 
+    def _cpu(self, index: int) -> int:
+        return self.cpus[index % len(self.cpus)]
+
     def _seat(self, worker: Worker) -> Seat:
         return Seat(index=worker.index, workers=self.n,
                     listen=self.listeners[worker.index].fileno(),
@@ -146,10 +159,17 @@ class Supervisor:
             env.pop("WATCHDOG_USEC", None)
         worker.popen = subprocess.Popen([sys.executable, "-m", "bridge", *self.argv],
                                         env=env, pass_fds=seat.fds(), stdin=subprocess.DEVNULL)
+        fields = {"worker": worker.index, "pid": worker.popen.pid}
+        if self.cpus:  # before it starts serving: every thread it makes inherits this
+            fields["cpu"] = self._cpu(worker.index)
+            try:
+                os.sched_setaffinity(worker.popen.pid, {fields["cpu"]})
+            except OSError as exc:  # gone already: the restart logic sees to it
+                log.warning("could not pin the worker", extra={"fields": {
+                    **fields, "why": str(exc)}})
         worker.ready, worker.started = False, time.monotonic()
         worker.last_ping, worker.restart_at = worker.started, None
-        log.info("worker started", extra={"fields": {"worker": worker.index,
-                                                     "pid": worker.popen.pid}})
+        log.info("worker started", extra={"fields": fields})
 
     def _on_stop_signal(self, signum, frame) -> None:
         if self.should_exit:

@@ -315,6 +315,40 @@ def test_workers_zero_means_one_per_core_and_check_config_shows_it(tmp):
     assert done.returncode == 78 and "workers" in done.stderr
 
 
+def _steering_kernel() -> bool:
+    """SO_INCOMING_CPU picks within a SO_REUSEPORT group from Linux 6.2 on."""
+    major, minor = (int(x) for x in os.uname().release.split(".")[:2])
+    return (major, minor) >= (6, 2)
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores")
+def test_pinned_workers_own_a_core_each_and_get_the_connections_made_on_it(
+        php, redis_server, start_daemon, clients):
+    daemon = start_daemon(redis_server, *WORKERS, "--pin-workers")
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    assert [os.sched_getaffinity(pid) for pid in worker_pids(daemon)] == [{cpus[0]}, {cpus[1]}]
+    cookie = cookie_of(php.login("alice"))
+    mine = os.sched_getaffinity(0)
+    landed = {}
+    try:
+        for cpu in cpus:  # on loopback a connection's packets are handled on the sender's core
+            os.sched_setaffinity(0, {cpu})
+            landed[cpu] = [worker_of(clients.connect(daemon.url, cookie, transport=transport))
+                           for transport in ("websocket", "polling", "upgrade") * 2]
+    finally:
+        os.sched_setaffinity(0, mine)
+    if _steering_kernel():
+        assert landed == {cpus[0]: [0] * 6, cpus[1]: [1] * 6}
+    for conn in clients.open:
+        assert conn.whoami()["user"] == 1
+    pid = worker_pids(daemon)[1]
+    os.kill(pid, signal.SIGKILL)                     # a restarted worker is pinned again
+    harness.wait_until(lambda: daemon.ready() and worker_pids(daemon)[1] != pid, 15,
+                       what="the worker restarted")
+    assert os.sched_getaffinity(worker_pids(daemon)[1]) == {cpus[1]}
+    assert "cpu=" in daemon.log()
+
+
 def test_presence_across_workers_is_one_join_and_one_leave_per_socket(
         php, redis_server, start_daemon, clients):
     from tests.test_presence import PRESENCE, presence_events, wait_presence

@@ -13,11 +13,12 @@ from devtools.children import Children
 class Generator:
     """A Node script speaking the generator's protocol: one JSON command a line on
     its stdin (``{"id", "cmd", ...}``), one answer a line on its stdout
-    (``{"ok": true, "result"}`` or ``{"ok": false, "error"}``); runs on core 0."""
+    (``{"ok": true, "result"}`` or ``{"ok": false, "error"}``); runs on ``core``
+    (core 0 unless told; ``None``: wherever the kernel puts it)."""
 
     def __init__(self, children: Children, script: Path = BENCH / "loadgen.js",
-                 name: str = "loadgen"):
-        self.child = children.start(name, placed(["node", str(script)], LOAD_CORE),
+                 name: str = "loadgen", core: int | None = LOAD_CORE):
+        self.child = children.start(name, placed(["node", str(script)], core),
                                     pipe=True, cwd=BENCH)
         self.pid = self.child.pid
         self.next_id = 0
