@@ -40,6 +40,11 @@ class Body:
         return self._conn
 
     @property
+    def finished(self) -> bool:
+        """The whole body has been read (or there was none)."""
+        return self._done
+
+    @property
     def continue_owed(self) -> bool:
         """The client waits for a 100 Continue that never went out (the app did not read)."""
         return self._continue

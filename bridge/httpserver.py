@@ -14,8 +14,11 @@ headers and body with one ``sendall``.
 
 HTTP/1.1 connections stay open unless the client or the app says
 ``Connection: close``; HTTP/1.0 ones only with ``Connection: keep-alive``.
-Bodies come by Content-Length or chunked (:mod:`bridge.httpbody`). An app
-that raises gets a 500 and the connection is closed.
+Bodies come by Content-Length or chunked (:mod:`bridge.httpbody`); a body
+the app left unread is read and dropped before the next request, except
+after a 4xx/5xx answer, which closes the connection instead (a refused
+upload is not read to its end). An app that raises gets a 500 and the
+connection is closed.
 
 The websocket transport takes the connection over after its 101
 (:func:`take_connection`): the greenlet then ends and nothing here keeps a
@@ -218,6 +221,8 @@ class Server:
         if response.status is None:
             return _CLOSE, b""  # the app answered on the connection itself
         keep = _keep_alive(environ, version) and not self.stopping and not body.continue_owed
+        if keep and not body.finished and response.status[:1] in "45":
+            keep = False  # refused with its body unread (413, ...): close, do not read it all
         keep = self._send(conn, response.status, response.headers,
                           response.written + content, keep, method, version == "HTTP/1.0")
         if not keep:

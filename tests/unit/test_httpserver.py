@@ -31,6 +31,9 @@ def _app(environ, start_response):
         conn.sendall(b"taken")
         threading.Timer(0.2, lambda: (conn.sendall(b" still mine"), conn.close())).start()
         return []
+    if path == "/refuse":
+        start_response("413 Payload Too Large", [])
+        return [b"too big"]
     if path == "/closing":
         start_response("400 Bad Request", [("Connection", "close")])
         return [b"no"]
@@ -145,6 +148,18 @@ def test_expect_100_continue(server):
     sock.sendall(b"POST /ignore HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n")
     status, headers, body = _response(sock)  # answered without reading: no 100, then close
     assert body == b"ignored" and headers["connection"] == "close" and _closed(sock)
+
+
+def test_a_refusal_with_the_body_unread_closes_without_reading_it(server):
+    sock = _connect(server)  # says 100 MB, sends 10 bytes: the answer must not wait for the rest
+    sock.sendall(b"POST /refuse HTTP/1.1\r\nContent-Length: 100000000\r\n\r\n0123456789")
+    line, headers, body = _response(sock)
+    assert (line, body) == ("HTTP/1.1 413 Payload Too Large", b"too big")
+    assert headers["connection"] == "close" and _closed(sock)
+    sock = _connect(server)  # a refusal whose (empty) body is read keeps the connection
+    sock.sendall(b"GET /refuse HTTP/1.1\r\n\r\nGET /next HTTP/1.1\r\n\r\n")
+    assert _response(sock)[1].get("connection") is None
+    assert _response(sock)[2].startswith(b"GET /next")
 
 
 @pytest.mark.parametrize(("request_bytes", "status"), [
