@@ -17,8 +17,11 @@ to this daemon's sockets in the room, once per socket: every event is its
 own packet, but a socket gets all the events of one pass in one write. A
 change in a room of N sockets costs N writes; coalescing a pass turns the
 N²/2 writes of N users joining into passes x N. The passes are paced so
-that they take at most a third of the process (``PACE``): in a room of
-10,000 a pass costs ~85 ms of CPU, all but a little in the kernel's send.
+that they take at most a third of the process while it has other work to do
+(``PACE``: connects, pings, PHP's events), and follow each other every
+``SEND_SECONDS`` while it has none (:func:`pause_after`): in a room of 10,000
+a pass costs 30-85 ms of CPU, all but a little in the kernel's send, so a
+fixed third would keep every change waiting 0.1-0.3 s on an idle daemon.
 """
 
 from __future__ import annotations
@@ -40,13 +43,20 @@ log = logs.get("presence")
 
 TICK_SECONDS = 0.02
 SEND_SECONDS = 0.02  # the shortest time between two delivery passes
-PACE = 2.0  # after a pass of C CPU seconds, the next one waits PACE x C
+PACE = 2.0  # after a pass of C CPU seconds on a busy process, the next one waits PACE x C
 STOP_MARGIN = 0.5  # a stopping daemon releases what is left this long before its deadline
 MAX_LABELLED_ROOMS = 100
 OTHER_ROOMS = "other"
 NOT_IN_ROOM = {"error": "not_in_room"}
 NOT_PRESENCE_ROOM = {"error": "not_presence_room"}
 UNAVAILABLE = {"error": "unavailable"}
+
+
+def pause_after(pass_cpu: float, busy: float) -> float:
+    """Seconds between two delivery passes: ``PACE`` x the last pass's CPU, scaled by
+    ``busy``, the share of a core the rest of the process used during the last pause
+    (1: it had work all along, so presence yields two thirds; 0: idle, no wait)."""
+    return max(SEND_SECONDS, PACE * pass_cpu * min(1.0, max(0.0, busy)))
 
 
 def matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
@@ -237,13 +247,16 @@ class Roster:
 
     def send(self) -> None:
         """Delivery passes, paced (see the module docstring)."""
+        busy = 1.0  # nothing measured yet: assume the process has other work
         while self.running:
             started = time.thread_time()
             try:
                 self.send_pass()
             except Exception:  # noqa: BLE001 - delivery must outlive any fault
                 log.exception("presence delivery pass failed")
-            self.sleep(max(SEND_SECONDS, PACE * (time.thread_time() - started)))
+            cpu, wall = time.process_time(), time.monotonic()
+            self.sleep(pause_after(time.thread_time() - started, busy))
+            busy = (time.process_time() - cpu) / max(1e-6, time.monotonic() - wall)
 
     def send_pass(self) -> None:
         """Send every room's queued announcements, in the order they came."""

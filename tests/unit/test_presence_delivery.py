@@ -41,6 +41,41 @@ def announcement(room, **change) -> bytes:
     return json.dumps({"room": room, **change}).encode()
 
 
+def test_passes_yield_to_a_busy_process_and_follow_each_other_on_an_idle_one():
+    assert roster.pause_after(0.030, busy=1.0) == 0.060        # a third of a busy process
+    assert roster.pause_after(0.030, busy=0.5) == 0.030
+    assert roster.pause_after(0.030, busy=0.0) == roster.SEND_SECONDS   # idle: next pass soon
+    assert roster.pause_after(0.001, busy=1.0) == roster.SEND_SECONDS   # never closer than that
+    assert roster.pause_after(0.030, busy=3.0) == 0.060        # other threads: still a third
+
+
+def test_the_send_loop_measures_how_busy_the_process_was_while_it_waited():
+    waits = []
+    r, _ = make_roster()
+
+    def sleep(seconds):  # the first wait assumes a busy process; later ones, what was measured
+        waits.append(seconds)
+        if len(waits) == 1:
+            end = time.process_time() + seconds
+            while time.process_time() < end:  # "other work" all through the first pause
+                pass
+        elif len(waits) == 2:
+            time.sleep(seconds)  # nothing else to do during the second
+        else:
+            r.running = False
+
+    def slow_pass():
+        end = time.thread_time() + 0.03
+        while time.thread_time() < end:
+            pass
+
+    r.sleep, r.send_pass = sleep, slow_pass
+    r.send()
+    assert waits[0] >= 0.05                  # 2 x 30 ms: assumed busy
+    assert waits[1] >= 0.05                  # busy all through the first pause: still paced
+    assert waits[2] == roster.SEND_SECONDS   # nothing else ran during the second: back to back
+
+
 def test_a_pass_sends_each_rooms_announcements_in_order_once():
     calls = []
     r, registry = make_roster(emit=lambda room, payloads: calls.append((room, payloads)) or 3)
