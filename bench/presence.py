@@ -16,14 +16,16 @@ pinned to core 1 and the load generator (``presence_load.js``, one Node
 process) to core 0. The generator holds ``--sockets`` lean raw websocket
 clients (they connect to Socket.IO, answer pings and drain what arrives,
 parsing frame headers only; daemon CPU per connect measured from /proc), then
-opens the observer (socket.io-client; last in the room, so last in every
-fan-out), then, with presence, churns ``--rate`` joins+leaves per second of
-other users (raw clients too) for ``--seconds`` while the observer times every
-presence event (joins from the joining socket's CONNECT reply; leaves from its
-close plus the leave delay). ``--bridge-path`` runs the daemon from another
-copy of the ``bridge`` package (e.g. ``git archive <commit> bridge``), for A/B
-runs of the code. Prints one JSON object (and each mode's result on stderr as
-it ends).
+opens the observer (socket.io-client, in a second generator process of its
+own, so that its clock does not wait for the first to read 10,000 sockets;
+last in the room, so last in every fan-out), then, with presence, churns
+``--rate`` joins+leaves per second of other users (raw clients too) for
+``--seconds`` while the observer times every presence event (joins from the
+moment the joining socket's Socket.IO CONNECT was written; leaves from its
+close plus the leave delay; one machine-wide monotonic clock).
+``--bridge-path`` runs the daemon from another copy of the ``bridge`` package
+(e.g. ``git archive <commit> bridge``), for A/B runs of the code. Prints one
+JSON object (and each mode's result on stderr as it ends).
 """
 
 from __future__ import annotations
@@ -136,14 +138,15 @@ def presence_keys(client) -> dict:
             "presence_key_bytes_per_online_user": round(size / max(1, online), 1)}
 
 
-def churn(gen: Generator, daemon, url: str, args, pool: int) -> dict:
+def churn(gen: Generator, observer: Generator, daemon, url: str, args, pool: int) -> dict:
     """Joins and leaves of other users at ``--rate``; presence event latencies at the
     observer."""
+    observer.call("seen")  # what the held users' joins sent: not timed
     before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
-    seen = gen.call("churn", url=url, rate=args.rate, seconds=args.seconds,
+    done = gen.call("churn", url=url, rate=args.rate, seconds=args.seconds,
                     pool=[args.sockets + 1, pool], delay=DELAY, backlog=int(args.rate * 2))
     wall = time.monotonic() - before[2]
-    out = summarize(seen)
+    out = summarize(match(done, observer.call("seen")))
     out["daemon_cpu_share"] = round((cpu_seconds(daemon.pid) - before[0]) / wall, 3)
     out["generator_cpu_share"] = round((cpu_seconds(gen.pid) - before[1]) / wall, 3)
     out["loadavg"] = loadavg()
@@ -158,13 +161,15 @@ def run_mode(args, mode: str, workdir: Path) -> dict:
         seed(args, redis_port, pool)
         daemon, url = start_daemon(children, args, mode, redis_port, workdir)
         gen = Generator(children, BENCH / "presence_load.js", f"gen-{mode}")
+        observer = Generator(children, BENCH / "presence_load.js", f"observer-{mode}")
         result = hold(gen, client, daemon, url, mode, args)
-        result["observer"] = gen.call("observe", url=url, index=args.sockets)
+        result["observer"] = observer.call("observe", url=url, index=args.sockets)
         if mode == "presence":
             result.update(presence_keys(client))
-            result["churn"] = churn(gen, daemon, url, args, pool)
+            result["churn"] = churn(gen, observer, daemon, url, args, pool)
             result["received_after_churn"] = gen.call("counters")
         gen.call("quit")
+        observer.call("quit")
         return result
     finally:
         children.stop_all(timeout=10)
@@ -206,6 +211,25 @@ def send_cost(sockets: int, rounds: int = 50) -> dict:
     return {"sockets": sockets, "sends": sends,
             "us_per_send": round((user + system) / sends * 1e6, 2),
             "us_per_send_user": round(user / sends * 1e6, 2), "loadavg": loadavg()}
+
+
+def match(done: dict, seen: list) -> dict:
+    """The observer's events against the churn's joins and leaves: latencies (a leave's
+    from its close plus the leave delay), duplicates, joins never seen."""
+    joined_at = {int(user): at for user, at in done["joined_at"].items()}
+    left_at = {int(user): at for user, at in done["left_at"].items()}
+    joins, leaves, count = [], [], {}
+    for at, payload in seen:
+        key = ("j", payload["joined"]) if "joined" in payload else ("l", payload.get("left"))
+        count[key] = count.get(key, 0) + 1
+        if key[0] == "j" and key[1] in joined_at:
+            joins.append(at - joined_at[key[1]])
+        elif key[0] == "l" and key[1] in left_at:
+            leaves.append(at - left_at[key[1]] - DELAY * 1000)
+    seen_joins = {key[1] for key in count if key[0] == "j"}
+    return {**done, "joins": joins, "leaves": leaves, "expected_joins": len(joined_at),
+            "expected_leaves": len(left_at), "duplicates": sum(n > 1 for n in count.values()),
+            "unseen_joins": sorted(set(joined_at) - seen_joins)}
 
 
 def summarize(churn: dict) -> dict:

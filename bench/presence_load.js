@@ -15,13 +15,19 @@
 //   {"cmd": "observe", "url", "index"}
 //       open the observer: the official socket.io-client, which timestamps
 //       every `presence` event. Opened last, it is the last socket of the
-//       room on the daemon, so it is reached last by every fan-out.
+//       room on the daemon, so it is reached last by every fan-out. It runs in
+//       a process of its own (bench/presence.py starts a second one of this
+//       script), so that its timestamps do not wait for this process to read
+//       the 10,000 raw sockets.
+//   {"cmd": "seen"}
+//       the observer's presence events so far, [[ms, payload], ...], and forget them.
 //   {"cmd": "churn", "url", "rate", "seconds", "pool": [from, to], "delay", "backlog"}
 //       open `backlog` raw sockets of the pool, then every 1/rate s,
-//       alternately open one of the next session (a join: timed from its
-//       CONNECT reply) or close the oldest one opened by the churn (a leave,
-//       timed from the close plus `delay`); the observer's events are
-//       matched to them (one clock, this process's).
+//       alternately open one of the next session (a join, at the moment its
+//       Socket.IO CONNECT is written: the daemon has it from then on) or
+//       close the oldest one opened by the churn (a leave, at the close);
+//       answers {joined_at: {user: ms}, left_at: {user: ms}, ...}. Times are
+//       CLOCK_MONOTONIC in ms, the same clock in every process of the machine.
 //   {"cmd": "counters"}
 //       frames, bytes and pings the raw sockets received so far; sockets held.
 //   {"cmd": "quit"}
@@ -38,6 +44,7 @@ let drainMs = 0;
 const now = () => Number(process.hrtime.bigint()) / 1e6; // ms
 const sid = (i) => crypto.createHash('md5').update(`presence-bench:${i}`).digest('hex');
 const held = new Map(); // index -> raw socket
+const connectSent = new Map(); // index -> ms its Socket.IO CONNECT was written
 const presence = []; // [receivedAt, payload] seen by the observer
 const paused = [];
 const counters = { frames: 0, bytes: 0, pings: 0 };
@@ -110,7 +117,7 @@ function openRaw(url, i) {
     const parse = frameParser((b, at, len) => {
       const c0 = b[at];
       if (c0 === 0x32 && len === 1) { counters.pings += 1; sock.write(PONG); } // "2": ping
-      else if (c0 === 0x30) sock.write(CONNECT); // "0{...}": Engine.IO open
+      else if (c0 === 0x30) { connectSent.set(i, now()); sock.write(CONNECT); } // EIO open
       else if (c0 === 0x34 && b[at + 1] === 0x30) { held.set(i, sock); done(true); } // "40"
       else if (c0 === 0x34 && b[at + 1] === 0x34) { // "44": refused
         const message = JSON.parse(b.toString('utf8', at + 2, at + len)).message;
@@ -184,12 +191,11 @@ async function churn(cmd) {
     const i = next;
     next = next + 1 < to ? next + 1 : from;
     const opened = openRaw(cmd.url, i).then((ok) => {
-      if (ok === true) { joinedAt.set(100000 + i, now()); mine.push(i); } else failures[ok] = (failures[ok] || 0) + 1;
+      if (ok === true) { joinedAt.set(100000 + i, connectSent.get(i)); mine.push(i); } else failures[ok] = (failures[ok] || 0) + 1;
     });
     pending.push(opened);
     return opened;
   }
-  presence.length = 0;
   // A backlog first, so that each churning socket lives backlog / (rate / 2) seconds.
   for (let k = 0; k < cmd.backlog; k += 1) await join();
   await sleep(500);
@@ -210,20 +216,8 @@ async function churn(cmd) {
   const actualSeconds = (now() - started) / 1000;
   await Promise.all(pending);
   await sleep((cmd.delay + 2) * 1000);
-  const joins = [];
-  const leaves = [];
-  const count = new Map();
-  for (const [at, p] of presence) {
-    const key = p.joined !== undefined ? `j${p.joined}` : `l${p.left}`;
-    count.set(key, (count.get(key) || 0) + 1);
-    if (p.joined !== undefined && joinedAt.has(p.joined)) joins.push(at - joinedAt.get(p.joined));
-    if (p.left !== undefined && leftAt.has(p.left)) leaves.push(at - leftAt.get(p.left) - cmd.delay * 1000);
-  }
-  const duplicates = [...count.entries()].filter(([, n]) => n > 1).length;
-  const seen = new Set(presence.map(([, p]) => p.joined));
-  const result = { joins, leaves, expected_joins: joinedAt.size, expected_leaves: leftAt.size,
-    duplicates, failures, generator_late_ms: late, churn_seconds: actualSeconds,
-    unseen_joins: [...joinedAt.keys()].filter((u) => !seen.has(u)) };
+  const result = { joined_at: Object.fromEntries(joinedAt), left_at: Object.fromEntries(leftAt),
+    failures, generator_late_ms: late, churn_seconds: actualSeconds };
   for (const i of mine) { held.get(i).destroy(); held.delete(i); }
   return result;
 }
@@ -232,6 +226,7 @@ const COMMANDS = {
   hold,
   observe,
   churn,
+  seen: async () => presence.splice(0, presence.length),
   counters: async () => ({ ...counters, sockets: held.size }),
   quit: async () => {
     for (const s of held.values()) s.destroy();
