@@ -9,23 +9,24 @@ presence event latency under join/leave churn, Redis memory per online user.
     .venv/bin/python bench/presence.py --sockets 2000 --room lobby --bridge-path /tmp/old-tree
     .venv/bin/python bench/presence.py --send-cost 10000
 
-For each mode (``plain``: rooms only; ``presence``: ``--presence-room`` matching
-the room; modes may repeat, for interleaved runs): a private redis-server,
-sessions written by PHP through Predis (``presence_seed.php``), the daemon
-pinned to core 1 and the load generator (``presence_load.js``, one Node
-process) to core 0. The generator holds ``--sockets`` lean raw websocket
-clients (they connect to Socket.IO, answer pings and drain what arrives,
-parsing frame headers only; daemon CPU per connect measured from /proc), then
-opens the observer (socket.io-client, in a second generator process of its
-own, so that its clock does not wait for the first to read 10,000 sockets;
-last in the room, so last in every fan-out), then, with presence, churns
-``--rate`` joins+leaves per second of other users (raw clients too) for
-``--seconds`` while the observer times every presence event (joins from the
-moment the joining socket's Socket.IO CONNECT was written; leaves from its
-close plus the leave delay; one machine-wide monotonic clock).
-``--bridge-path`` runs the daemon from another copy of the ``bridge`` package
-(e.g. ``git archive <commit> bridge``), for A/B runs of the code. Prints one
-JSON object (and each mode's result on stderr as it ends).
+For each mode (``plain``: rooms only; ``presence``: ``--presence-room``
+matching the room; modes may repeat, for interleaved runs): a private
+redis-server, sessions written by PHP through Predis (``presence_seed.php``), the
+daemon pinned to core 1 (with ``--workers`` N > 1: N workers, nothing pinned)
+and the load generator (``presence_load.js``, one Node process) to core 0. The
+generator holds ``--sockets`` lean raw websocket clients (they connect to
+Socket.IO, answer pings and drain what arrives, parsing frame headers only;
+daemon CPU per connect measured from /proc), then opens the observer
+(socket.io-client, in a second generator process of its own, so that its clock
+does not wait for the first to read 10,000 sockets; last in the room, so last
+in every fan-out), then, with presence, churns ``--rate`` joins+leaves per
+second of other users (raw clients too) for ``--seconds`` while the observer
+times every presence event (joins from the moment the joining socket's
+Socket.IO CONNECT was written; leaves from its close plus the leave delay; one
+machine-wide monotonic clock). ``--bridge-path`` runs the daemon from another
+copy of the ``bridge`` package (e.g. ``git archive <commit> bridge``), for A/B
+runs of the code. Prints one JSON object (and each mode's result on stderr as
+it ends).
 """
 
 from __future__ import annotations
@@ -104,10 +105,18 @@ def start_daemon(children: Children, args, mode: str, redis_port: int, workdir: 
     daemon = children.start(f"daemon-{mode}", placed([
         str(VENV_BIN / "python"), "-m", "bridge", "serve", "--port", str(port),
         "--admin-port", str(admin_port), "--redis-url", f"redis://127.0.0.1:{redis_port}/0",
-        "--rooms-key", "rooms", "--handshake-rate", "0", "--log-level", "warning", *extra],
-        SERVER_CORE), env=env, cwd=workdir)
+        "--rooms-key", "rooms", "--handshake-rate", "0", "--log-level", "warning",
+        "--workers", str(args.workers), *extra],
+        SERVER_CORE if args.workers == 1 else None), env=env, cwd=workdir)
     daemon.wait_for(lambda: ready(admin_port), 20, "ready answer on /readyz")
+    with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/readyz", timeout=2) as r:
+        daemon.pids = [daemon.pid] + [w["pid"] for w in json.load(r).get("workers", [])]
     return daemon, f"http://127.0.0.1:{port}"
+
+
+def daemon_cpu(daemon) -> float:
+    """CPU seconds of the daemon: its process and its workers'."""
+    return sum(cpu_seconds(pid) for pid in daemon.pids)
 
 
 def hold(gen: Generator, client, daemon, url: str, mode: str, args) -> dict:
@@ -115,12 +124,13 @@ def hold(gen: Generator, client, daemon, url: str, mode: str, args) -> dict:
     what the raw clients received, Redis memory."""
     memory_before = client.info("memory")["used_memory"]
     load_before = loadavg()
-    cpu_before, gen_before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid)
+    cpu_before, gen_before = daemon_cpu(daemon), cpu_seconds(gen.pid)
     held = gen.call("hold", url=url, concurrency=args.concurrency, drain_ms=args.drain_ms,
                     **{"from": 0, "to": args.sockets})
-    cpu_held = cpu_seconds(daemon.pid) - cpu_before
-    settle(daemon.pid)  # the joins' fan-outs done
-    cpu = cpu_seconds(daemon.pid) - cpu_before
+    cpu_held = daemon_cpu(daemon) - cpu_before
+    for pid in daemon.pids:
+        settle(pid)  # the joins' fan-outs done
+    cpu = daemon_cpu(daemon) - cpu_before
     return {"mode": mode, "hold": held, "daemon_cpu_s": round(cpu, 2),
             "daemon_cpu_s_until_all_connected": round(cpu_held, 2),
             "cpu_ms_per_connect": round(cpu * 1000 / max(1, held["held"]), 3),
@@ -142,12 +152,12 @@ def churn(gen: Generator, observer: Generator, daemon, url: str, args, pool: int
     """Joins and leaves of other users at ``--rate``; presence event latencies at the
     observer."""
     observer.call("seen")  # what the held users' joins sent: not timed
-    before = cpu_seconds(daemon.pid), cpu_seconds(gen.pid), time.monotonic()
+    before = daemon_cpu(daemon), cpu_seconds(gen.pid), time.monotonic()
     done = gen.call("churn", url=url, rate=args.rate, seconds=args.seconds,
                     pool=[args.sockets + 1, pool], delay=DELAY, backlog=int(args.rate * 2))
     wall = time.monotonic() - before[2]
     out = summarize(match(done, observer.call("seen")))
-    out["daemon_cpu_share"] = round((cpu_seconds(daemon.pid) - before[0]) / wall, 3)
+    out["daemon_cpu_share"] = round((daemon_cpu(daemon) - before[0]) / wall, 3)
     out["generator_cpu_share"] = round((cpu_seconds(gen.pid) - before[1]) / wall, 3)
     out["loadavg"] = loadavg()
     return out
@@ -257,6 +267,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--modes", default="plain,presence",
                         help="comma list, repeats allowed (plain,presence,plain,presence)")
     parser.add_argument("--concurrency", type=int, default=50, help="connects in flight")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="daemon processes (more than 1: the daemon is not pinned)")
     parser.add_argument("--drain-ms", type=int, default=0,
                         help="raw clients read at most this often (0: as data arrives, as a "
                              "browser does; more lets the kernel's buffers fill, so that the "
