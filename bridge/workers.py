@@ -92,7 +92,7 @@ class Supervisor:
     def __init__(self, *, argv: list[str], workers: int, host: str, port: int, admin_port: int,
                  shutdown_timeout: float, pin: bool = False):
         self.argv, self.n = argv, workers
-        self.cpus = sorted(os.sched_getaffinity(0)) if pin else []
+        self.cpus = _cpus_to_pin() if pin else []
         self.host, self.port, self.admin_port = host, port, admin_port
         self.shutdown_timeout = shutdown_timeout
         self.notifier = Notifier()
@@ -279,6 +279,20 @@ def _signal(worker: Worker, signum: int) -> None:
         worker.popen.send_signal(signum)
     except ProcessLookupError:
         pass
+
+
+def _cpus_to_pin() -> list[int]:
+    """The cores workers may be pinned to; none when this process may not set affinity
+    (a seccomp filter without sched_setaffinity): then nothing is pinned or steered,
+    since steering connections to workers that are not on their core costs more."""
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        os.sched_setaffinity(0, cpus)  # no change; only asks whether the call is allowed
+    except OSError as exc:
+        log.warning("pin_workers is on but CPU affinity cannot be set here; workers "
+                    "are not pinned", extra={"fields": {"why": str(exc)}})
+        return []
+    return cpus
 
 
 def _listen(host: str, port: int, *, group: bool = False) -> socket.socket:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 
 from bridge import fleet, handoff
 from bridge.quota import Quota
@@ -99,3 +100,16 @@ def test_metrics_of_workers_merge_by_kind():
     assert "bridge_redis_up 0.0" in merged
     assert "bridge_history_length 52.0" in merged
     assert "_created" not in merged and merged.endswith("bridge_workers_ready 2.0\n")
+
+
+def test_pinning_is_off_where_affinity_may_not_be_set(monkeypatch, caplog):
+    from bridge import workers
+
+    assert workers._cpus_to_pin() == sorted(os.sched_getaffinity(0))
+
+    def refused(pid, cpus):  # what a seccomp filter without sched_setaffinity answers
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(workers.os, "sched_setaffinity", refused)
+    assert workers._cpus_to_pin() == []
+    assert "workers are not pinned" in caplog.text
