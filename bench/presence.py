@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.lib.loadgen import Generator  # noqa: E402
 from bench.lib.paths import BENCH, VENV_BIN  # noqa: E402
 from bench.lib.placement import LOAD_CORE, SERVER_CORE, placed  # noqa: E402
-from bench.lib.procstat import cpu_seconds, settle  # noqa: E402
+from bench.lib.procstat import cpu_seconds, cpu_seconds_of, settle  # noqa: E402
 from bench.lib.stats import pct  # noqa: E402
 from devtools.children import Children, free_port, wait_until  # noqa: E402
 
@@ -116,7 +116,7 @@ def start_daemon(children: Children, args, mode: str, redis_port: int, workdir: 
 
 def daemon_cpu(daemon) -> float:
     """CPU seconds of the daemon: its process and its workers'."""
-    return sum(cpu_seconds(pid) for pid in daemon.pids)
+    return cpu_seconds_of(daemon.pids)
 
 
 def hold(gen: Generator, client, daemon, url: str, mode: str, args) -> dict:

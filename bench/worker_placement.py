@@ -35,9 +35,10 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from bench.lib import cgen  # noqa: E402
+from bench.lib import cgen, stack  # noqa: E402
 from bench.lib.placement import LOAD_CORE, SERVER_CORE  # noqa: E402
-from bench.workers import admin_json, cpu_seconds  # noqa: E402
+from bench.lib.procstat import cpu_seconds_of  # noqa: E402
+from bench.workers import admin_json  # noqa: E402
 from tests import harness  # noqa: E402
 
 SETUPS = ("one-own-core", "one-shared-core", "one-shared-spin", "two-free", "two-pinned",
@@ -94,11 +95,11 @@ def one_run(setup: str, tmp: Path, redis, args) -> dict:
         pids = [daemon.popen.pid, *workers]
         core, extra = place(setup, daemon.popen.pid, workers, redis.popen.pid)
         cgen.connect_loop(daemon.url, "websocket", 10, 1, args.sessions, core=core)  # warm-up
-        cpu0, ctx0, steal0, wall = cpu_seconds(pids), switches(pids), steal_and_total(), \
+        cpu0, ctx0, steal0, wall = cpu_seconds_of(pids), switches(pids), steal_and_total(), \
             time.monotonic()
         got = cgen.connect_loop(daemon.url, "websocket", args.concurrency, args.seconds,
                                 args.sessions, core=core)
-        cpu, wall = cpu_seconds(pids) - cpu0, time.monotonic() - wall
+        cpu, wall = cpu_seconds_of(pids) - cpu0, time.monotonic() - wall
         ctx, steal = switches(pids), steal_and_total()
         done = max(1, got["done"])
         return {"setup": setup, "rate": round(got["rate"], 1),
@@ -141,8 +142,7 @@ def main() -> int:
     redis = harness.Redis(tmp)
     runs = []
     try:
-        subprocess.run(["php", str(BENCH / "seed_sessions.php"), "127.0.0.1", str(redis.port),
-                        str(args.sessions)], check=True, capture_output=True)
+        stack.seed(redis.port, args.sessions)
         for _ in range(args.rounds):
             for setup in args.setups.split(","):
                 runs.append(one_run(setup, tmp, redis, args))

@@ -53,28 +53,17 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.lib import cgen, loadgen, procstat  # noqa: E402
+from bench.lib import cgen, loadgen, procstat, stack  # noqa: E402
 from devtools.children import Children  # noqa: E402
 from tests import harness  # noqa: E402  (free ports, redis-server, waits)
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU of all of ``pids`` (a process already gone counts 0)."""
-    total = 0.0
-    for pid in pids:
-        try:
-            total += procstat.cpu_seconds(pid)
-        except OSError:
-            continue
-    return total
-
-
 def node_loop(node: loadgen.Generator, url: str, transport: str, concurrency: int, seconds: float,
               sessions: int) -> dict:
-    before = cpu_seconds([node.pid])
+    before = procstat.cpu_seconds_of([node.pid])
     got = node.call("connect_loop", url=url, transport=transport, concurrency=concurrency,
                     duration=seconds, sessions=sessions, mode="auth")
-    return {**got, "gen_cpu_s": cpu_seconds([node.pid]) - before}
+    return {**got, "gen_cpu_s": procstat.cpu_seconds_of([node.pid]) - before}
 
 
 def c_loop(url: str, transport: str, concurrency: int, seconds: float, sessions: int) -> dict:
@@ -125,14 +114,14 @@ def one_round(tmp: Path, redis, workers: int, args, gen) -> dict:
         ready = json.loads(admin_json(daemon.admin_port, "/readyz"))
         pids = [daemon.popen.pid] + [w["pid"] for w in ready.get("workers", [])]
         result = {"workers": workers}
-        before = cpu_seconds(pids)
+        before = procstat.cpu_seconds_of(pids)
         time.sleep(args.idle)
-        result["idle_cores_busy"] = round((cpu_seconds(pids) - before) / args.idle, 3)
+        result["idle_cores_busy"] = round((procstat.cpu_seconds_of(pids) - before) / args.idle, 3)
         for transport in ("websocket", "polling"):
             gen(daemon.url, transport, 10, 1, args.sessions)  # warm-up
-            before, wall = [cpu_seconds([p]) for p in pids], time.monotonic()
+            before, wall = [procstat.cpu_seconds_of([p]) for p in pids], time.monotonic()
             got = gen(daemon.url, transport, args.concurrency, args.seconds, args.sessions)
-            each = [cpu_seconds([p]) - b for p, b in zip(pids, before, strict=True)]
+            each = [procstat.cpu_seconds_of([p]) - b for p, b in zip(pids, before, strict=True)]
             cpu = sum(each)
             wall = time.monotonic() - wall
             lat = sorted(got["latencies"])
@@ -197,8 +186,7 @@ def main() -> int:
     node = loadgen.Generator(children, core=None) if args.generator == "node" else None
     gen = functools.partial(node_loop, node) if node else c_loop
     try:
-        subprocess.run(["php", str(BENCH / "seed_sessions.php"), "127.0.0.1", str(redis.port),
-                        str(args.sessions)], check=True, capture_output=True)
+        stack.seed(redis.port, args.sessions)
         rounds = []
         for _ in range(args.rounds):
             for workers in (1, args.workers):
